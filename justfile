@@ -1,0 +1,17 @@
+# The same tasks as `cargo xtask`, for those who have just.
+
+# Install missing packages, then run every test (root for the lab tests)
+test *ARGS:
+    cargo xtask test {{ARGS}}
+
+# rustfmt and clippy, as CI runs them
+lint:
+    cargo xtask lint
+
+# Build and tear down the article topology and a 100-client subnet, against ip/nft scripts
+bench:
+    cargo xtask bench
+
+# Install the Debian packages the build and the tests need
+deps:
+    cargo xtask deps

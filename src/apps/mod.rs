@@ -1,0 +1,78 @@
+//! The sandbox's apps (tcp-server, tcp-client) as library code; the binaries are thin wrappers
+//! so that the harness and the tests share exactly what users run.
+
+pub mod args;
+pub mod client;
+pub mod palette;
+pub mod server;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use crate::error_class::ErrorClass;
+
+/// Why an app stopped: its class decides the exit code, the message says the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct AppError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        AppError {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}: {}", self.class, self.message)
+    }
+}
+
+/// Ends an app the same way in every binary: nothing more on success, else one line on stderr
+/// and the class's exit code.
+pub fn finish(result: Result<(), AppError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            anstream::eprintln!("{err}");
+            ExitCode::from(u8::try_from(err.class.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// Seconds as a person writes them: `3`, `0.5`, `2.25`.
+pub fn fmt_secs(secs: f64) -> String {
+    let s = format!("{secs:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Builds the runtime the apps run on; one thread is plenty for the sandbox's load.
+pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::new(ErrorClass::Other, format!("cannot start the runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_render_without_noise() {
+        assert_eq!(fmt_secs(3.0), "3");
+        assert_eq!(fmt_secs(0.5), "0.5");
+        assert_eq!(fmt_secs(2.25), "2.25");
+    }
+
+    #[test]
+    fn error_line_names_class() {
+        let e = AppError::new(ErrorClass::ConnectTimeout, "no answer");
+        assert_eq!(e.to_string(), "error: connect-timeout: no answer");
+    }
+}

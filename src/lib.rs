@@ -1,0 +1,9 @@
+//! tcplab reproduces cloud TCP connectivity failures (connect timeouts, refused connections,
+//! unreachable hosts...) on one Linux machine, and checks them on the wire.
+
+pub mod apps;
+pub mod error_class;
+pub mod proc;
+pub mod wire;
+
+pub use error_class::ErrorClass;

@@ -1,0 +1,494 @@
+//! Programs the harness runs: output lines with timestamps, waiting for a line or for the exit
+//! without sleeping, the exit class, and a kill when the handle is dropped.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error_class::ErrorClass;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a program printed, with the time since it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub at: Duration,
+    pub stream: Stream,
+    pub text: String,
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.stream {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        };
+        write!(f, "{:>8.3}s {tag} | {}", self.at.as_secs_f64(), self.text)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("cannot start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{program}` printed no line matching {wanted} within {} s; its output:\n{output}", crate::apps::fmt_secs(.waited.as_secs_f64()))]
+    LineTimeout {
+        program: String,
+        wanted: String,
+        waited: Duration,
+        output: String,
+    },
+    #[error(
+        "`{program}` ended ({status}) without printing a line matching {wanted}; its output:\n{output}"
+    )]
+    EndedBeforeLine {
+        program: String,
+        wanted: String,
+        status: String,
+        output: String,
+    },
+    #[error("`{program}` was still running after {} s; its output:\n{output}", crate::apps::fmt_secs(.waited.as_secs_f64()))]
+    ExitTimeout {
+        program: String,
+        waited: Duration,
+        output: String,
+    },
+    #[error("cannot wait for `{program}`: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How a finished program ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub program: String,
+    pub status: ExitStatus,
+    pub duration: Duration,
+    pub lines: Vec<Line>,
+}
+
+impl Outcome {
+    /// The error class the exit code stands for (meaningful for tcplab's own apps); `None`
+    /// for a program killed by a signal or an exit code no class uses.
+    pub fn class(&self) -> Option<ErrorClass> {
+        self.status.code().and_then(ErrorClass::from_exit_code)
+    }
+
+    pub fn stdout(&self) -> impl Iterator<Item = &str> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stdout)
+            .map(|l| l.text.as_str())
+    }
+
+    pub fn stderr(&self) -> impl Iterator<Item = &str> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stderr)
+            .map(|l| l.text.as_str())
+    }
+
+    /// Every line, timestamped, for a failure message.
+    pub fn transcript(&self) -> String {
+        transcript(&self.lines)
+    }
+}
+
+fn transcript(lines: &[Line]) -> String {
+    if lines.is_empty() {
+        return "    (no output)".to_string();
+    }
+    lines
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Default)]
+struct Output {
+    lines: Vec<Line>,
+    open_streams: usize,
+}
+
+/// A running program. Dropping it kills the program and reaps it.
+pub struct Proc {
+    program: String,
+    child: Child,
+    started: Instant,
+    output: Arc<(Mutex<Output>, Condvar)>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdin closed and stdout and stderr captured.
+    pub fn spawn(mut cmd: Command) -> Result<Proc, ProcError> {
+        prepare(&mut cmd);
+        let program = describe(&cmd);
+        let started = Instant::now();
+        let child = cmd.spawn().map_err(|source| ProcError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        Ok(Proc::from_child(program, child, started))
+    }
+
+    /// Wraps a child started with [`prepare`]d pipes (e.g. spawned on a namespace's worker).
+    pub fn from_child(program: String, mut child: Child, started: Instant) -> Proc {
+        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(read_lines(out, Stream::Stdout, started, output.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(read_lines(err, Stream::Stderr, started, output.clone()));
+        }
+        Proc {
+            program,
+            child,
+            started,
+            output,
+            readers,
+            status: None,
+        }
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines printed so far.
+    pub fn lines(&self) -> Vec<Line> {
+        self.output.0.lock().expect("output lock").lines.clone()
+    }
+
+    /// Waits for a line containing `needle`; fails when the program ends or time runs out first.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Result<Line, ProcError> {
+        self.wait_for(|l| l.contains(needle), &format!("`{needle}`"), timeout)
+    }
+
+    /// Waits for a line `matches` accepts; `wanted` describes it in the error.
+    pub fn wait_for(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        wanted: &str,
+        timeout: Duration,
+    ) -> Result<Line, ProcError> {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.output;
+        let mut out = lock.lock().expect("output lock");
+        let mut seen = 0;
+        loop {
+            if let Some(line) = out.lines[seen..].iter().find(|l| matches(&l.text)) {
+                return Ok(line.clone());
+            }
+            seen = out.lines.len();
+            if out.open_streams == 0 && !self.readers.is_empty() {
+                let output = transcript(&out.lines);
+                drop(out);
+                return Err(ProcError::EndedBeforeLine {
+                    program: self.program.clone(),
+                    wanted: wanted.to_string(),
+                    status: self.exit_description(),
+                    output,
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ProcError::LineTimeout {
+                    program: self.program.clone(),
+                    wanted: wanted.to_string(),
+                    waited: timeout,
+                    output: transcript(&out.lines),
+                });
+            }
+            out = ready
+                .wait_timeout(out, deadline - now)
+                .expect("output lock")
+                .0;
+        }
+    }
+
+    /// Waits until the readers have taken everything the program wrote before it ended.
+    fn drain(&self, limit: Duration) {
+        let (lock, ready) = &*self.output;
+        let out = lock.lock().expect("output lock");
+        let _ = ready
+            .wait_timeout_while(out, limit, |o| o.open_streams > 0)
+            .expect("output lock");
+    }
+
+    fn exit_description(&self) -> String {
+        // The streams closed, so the program has exited or is about to; a short bounded wait
+        // makes the status available without polling.
+        match wait_pid(self.child.id(), Duration::from_millis(500)) {
+            Ok(true) => "exited".to_string(),
+            _ => "closed its output".to_string(),
+        }
+    }
+
+    /// Sends `signal` (e.g. SIGINT to stop a server as Ctrl+C would).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).map_err(std::io::Error::from)
+    }
+
+    /// Waits for the program to end on its own.
+    pub fn wait(mut self, timeout: Duration) -> Result<Outcome, ProcError> {
+        let exited = wait_pid(self.child.id(), timeout).map_err(|source| ProcError::Wait {
+            program: self.program.clone(),
+            source,
+        })?;
+        if !exited {
+            return Err(ProcError::ExitTimeout {
+                program: self.program.clone(),
+                waited: timeout,
+                output: transcript(&self.lines()),
+            });
+        }
+        self.finish()
+    }
+
+    /// Kills the program (SIGKILL) and returns how it ended.
+    pub fn kill(mut self) -> Result<Outcome, ProcError> {
+        let _ = self.child.kill();
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<Outcome, ProcError> {
+        let status = self.child.wait().map_err(|source| ProcError::Wait {
+            program: self.program.clone(),
+            source,
+        })?;
+        let duration = self.started.elapsed();
+        self.status = Some(status);
+        self.drain(Duration::from_secs(2));
+        // A grandchild still holding the pipe would keep a reader going: join only finished ones.
+        for reader in std::mem::take(&mut self.readers) {
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+        Ok(Outcome {
+            program: self.program.clone(),
+            status,
+            duration,
+            lines: self.lines(),
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sets the pipes every harness program gets.
+pub fn prepare(cmd: &mut Command) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+}
+
+/// The command line as a person would type it.
+pub fn describe(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    if let Some(name) = parts[0].rsplit('/').next() {
+        parts[0] = name.to_string();
+    }
+    parts.join(" ")
+}
+
+fn read_lines(
+    stream: impl Read + Send + 'static,
+    kind: Stream,
+    started: Instant,
+    output: Arc<(Mutex<Output>, Condvar)>,
+) -> JoinHandle<()> {
+    output.0.lock().expect("output lock").open_streams += 1;
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = strip_ansi(&String::from_utf8_lossy(&buf));
+                    let line = Line {
+                        at: started.elapsed(),
+                        stream: kind,
+                        text: text.trim_end_matches(['\n', '\r']).to_string(),
+                    };
+                    output.0.lock().expect("output lock").lines.push(line);
+                    output.1.notify_all();
+                }
+            }
+        }
+        output.0.lock().expect("output lock").open_streams -= 1;
+        output.1.notify_all();
+    })
+}
+
+/// Drops ANSI colour sequences, so matching does not depend on a program's colours.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits up to `timeout` for process `pid` to exit, without reaping it. A pidfd turns readable
+/// when the process ends, so this needs no polling loop.
+fn wait_pid(pid: u32, timeout: Duration) -> std::io::Result<bool> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn lines_and_exit_code() {
+        let p = Proc::spawn(sh("echo one; echo two >&2; exit 11")).unwrap();
+        let outcome = p.wait(Duration::from_secs(10)).unwrap();
+        assert_eq!(outcome.status.code(), Some(11));
+        assert_eq!(outcome.class(), Some(ErrorClass::ConnectionRefused));
+        assert_eq!(outcome.stdout().collect::<Vec<_>>(), ["one"]);
+        assert_eq!(outcome.stderr().collect::<Vec<_>>(), ["two"]);
+    }
+
+    #[test]
+    fn waits_for_a_line_then_kills_on_drop() {
+        let p = Proc::spawn(sh("echo ready; exec sleep 30")).unwrap();
+        let line = p.wait_for_line("ready", Duration::from_secs(10)).unwrap();
+        assert_eq!(line.text, "ready");
+        let pid = p.pid();
+        drop(p);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn line_that_never_comes_times_out() {
+        let p = Proc::spawn(sh("echo hello; exec sleep 30")).unwrap();
+        let err = p
+            .wait_for_line("never", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(err, ProcError::LineTimeout { .. }), "{err}");
+        assert!(err.to_string().contains("hello"), "{err}");
+    }
+
+    #[test]
+    fn program_ending_before_the_line_is_reported_at_once() {
+        let p = Proc::spawn(sh("echo bye")).unwrap();
+        let started = Instant::now();
+        let err = p
+            .wait_for_line("never", Duration::from_secs(30))
+            .unwrap_err();
+        assert!(matches!(err, ProcError::EndedBeforeLine { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn exit_timeout_then_kill() {
+        let p = Proc::spawn(sh("exec sleep 30")).unwrap();
+        let pid = p.pid();
+        let p2 = Proc::spawn(sh("exec sleep 30")).unwrap();
+        assert!(matches!(
+            p2.wait(Duration::from_millis(100)),
+            Err(ProcError::ExitTimeout { .. })
+        ));
+        let outcome = p.kill().unwrap();
+        assert_eq!(outcome.status.code(), None);
+        assert_eq!(outcome.class(), None);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn ansi_is_stripped() {
+        assert_eq!(
+            strip_ansi("\u{1b}[31mWorker-1: hi\u{1b}[0m"),
+            "Worker-1: hi"
+        );
+    }
+
+    #[test]
+    fn describe_uses_file_name() {
+        let mut cmd = Command::new("/usr/bin/tcp-client");
+        cmd.args(["10.0.0.58", "1234"]);
+        assert_eq!(describe(&cmd), "tcp-client 10.0.0.58 1234");
+    }
+}
