@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod error_class;
 pub mod proc;
+pub mod spec;
 pub mod wire;
 
 pub use error_class::ErrorClass;

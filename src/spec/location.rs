@@ -1,0 +1,77 @@
+//! Finds where a field of a TOML file sits, so that errors found after parsing still point at
+//! a line.
+
+use toml::de::{DeTable, DeValue};
+
+use super::resolve::{FieldPath, Segment};
+
+/// Line and column (1-based) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The byte offset of the deepest part of `path` present in `text`.
+pub fn offset_of(text: &str, path: &FieldPath) -> Option<usize> {
+    let root = DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut table: Option<&DeTable> = Some(root.get_ref());
+    let mut value: Option<&DeValue> = None;
+    for seg in &path.0 {
+        match seg {
+            Segment::Key(key) => {
+                let t = match (table, value) {
+                    (Some(t), _) => t,
+                    (None, Some(DeValue::Table(t))) => t,
+                    _ => break,
+                };
+                let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
+                    break;
+                };
+                best = Some(k.span().start);
+                if !matches!(v.get_ref(), DeValue::Array(_) | DeValue::Table(_)) {
+                    best = Some(v.span().start);
+                }
+                table = None;
+                value = Some(v.get_ref());
+            }
+            Segment::Index(i) => {
+                let Some(DeValue::Array(items)) = value else {
+                    break;
+                };
+                let Some(item) = items.iter().nth(*i) else {
+                    break;
+                };
+                best = Some(item.span().start);
+                table = None;
+                value = Some(item.get_ref());
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_fields() {
+        let text = "subnet = \"10.0.0.0/24\"\n\n[[host]]\nname = \"a\"\n\n[[host]]\nname = \"b\"\naddress = \"10.0.0.9\"\n";
+        let path = FieldPath(vec![
+            Segment::Key("host"),
+            Segment::Index(1),
+            Segment::Key("address"),
+        ]);
+        let (line, col) = line_col(text, offset_of(text, &path).unwrap());
+        assert_eq!((line, col), (8, 11));
+        let missing = FieldPath(vec![
+            Segment::Key("host"),
+            Segment::Index(0),
+            Segment::Key("address"),
+        ]);
+        assert_eq!(line_col(text, offset_of(text, &missing).unwrap()).0, 3);
+    }
+}

@@ -1,0 +1,438 @@
+//! Validation: a Topology becomes a Resolved one, with every name checked, every address
+//! assigned and every group reference turned into addresses; or an error naming the field.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::model::{
+    Action, FABRIC, FirewallRule, HostChain, PortRange, Protocol, SgRule, Topology,
+};
+
+/// Where a field sits in the topology, e.g. `host[1].address`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldPath(pub Vec<Segment>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(&'static str),
+    Index(usize),
+}
+
+impl FieldPath {
+    fn key(&self, key: &'static str) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Segment::Key(key));
+        p
+    }
+
+    fn index(&self, i: usize) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Segment::Index(i));
+        p
+    }
+}
+
+fn at(key: &'static str) -> FieldPath {
+    FieldPath::default().key(key)
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mistake in a topology: the field and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ValidationError {
+    pub path: FieldPath,
+    pub message: String,
+}
+
+fn invalid(path: FieldPath, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        path,
+        message: message.into(),
+    }
+}
+
+/// A topology ready to build: hosts with addresses, rules with addresses instead of names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub subnet: Ipv4Net,
+    pub hosts: Vec<ResolvedHost>,
+    pub firewalls: Vec<ResolvedFirewall>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedHost {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// The host's security groups; none means nothing filters its traffic.
+    pub security_groups: Vec<String>,
+    /// Allowed inbound traffic (union of its groups); empty with groups means none.
+    pub ingress: Vec<Allow>,
+    /// Allowed outbound traffic; `None` means all (a group kept AWS's default egress rule).
+    pub egress: Option<Vec<Allow>>,
+}
+
+impl ResolvedHost {
+    pub fn guarded(&self) -> bool {
+        !self.security_groups.is_empty()
+    }
+}
+
+/// Traffic a security group allows: protocol, ports, and the peer's networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    pub protocol: Protocol,
+    pub ports: Option<PortRange>,
+    pub peers: Vec<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Placement {
+    Fabric,
+    /// A host, by index into `Resolved::hosts`.
+    Host(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFirewall {
+    pub placement: Placement,
+    pub chain: HostChain,
+    pub action: Action,
+    pub protocol: Protocol,
+    pub port: Option<PortRange>,
+    pub source: Option<Ipv4Net>,
+    pub destination: Option<Ipv4Net>,
+}
+
+/// Longest host name: it names the host's port on the bridge, and interface names have 15
+/// bytes.
+pub const MAX_HOST_NAME: usize = 15;
+
+pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
+    let subnet = topo.subnet.trunc();
+    if subnet.prefix_len() > 30 {
+        return Err(invalid(
+            at("subnet"),
+            format!(
+                "/{} leaves no room for hosts: use /30 or wider, e.g. 10.0.0.0/24",
+                subnet.prefix_len()
+            ),
+        ));
+    }
+    if topo.hosts.is_empty() {
+        return Err(invalid(
+            at("host"),
+            "no hosts: add at least one [[host]] with a name",
+        ));
+    }
+
+    let groups = check_groups(topo)?;
+
+    let mut names = HashSet::new();
+    let mut taken: HashMap<Ipv4Addr, &str> = HashMap::new();
+    for (i, host) in topo.hosts.iter().enumerate() {
+        let path = at("host").index(i);
+        check_host_name(&host.name).map_err(|m| invalid(path.key("name"), m))?;
+        if !names.insert(host.name.as_str()) {
+            return Err(invalid(
+                path.key("name"),
+                format!(
+                    "a host named `{}` already exists: host names must be unique",
+                    host.name
+                ),
+            ));
+        }
+        if let Some(addr) = host.address {
+            check_address(subnet, addr).map_err(|m| invalid(path.key("address"), m))?;
+            if let Some(other) = taken.insert(addr, &host.name) {
+                return Err(invalid(
+                    path.key("address"),
+                    format!("{addr} is already `{other}`'s address: give each host its own"),
+                ));
+            }
+        }
+        for (g, group) in host.security_groups.iter().enumerate() {
+            if !groups.contains_key(group.as_str()) {
+                return Err(invalid(
+                    path.key("security_groups").index(g),
+                    format!(
+                        "no security group named `{group}`{}",
+                        known(groups.keys().copied())
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut free = subnet.hosts().skip(3).filter(|a| !taken.contains_key(a));
+    let mut addresses = Vec::with_capacity(topo.hosts.len());
+    for (i, host) in topo.hosts.iter().enumerate() {
+        let addr = match host.address {
+            Some(a) => a,
+            None => free.next().ok_or_else(|| {
+                invalid(
+                    at("host").index(i).key("address"),
+                    format!("{subnet} has no free address left: widen the subnet"),
+                )
+            })?,
+        };
+        addresses.push(addr);
+    }
+    let address_of: HashMap<&str, Ipv4Addr> = topo
+        .hosts
+        .iter()
+        .zip(&addresses)
+        .map(|(h, a)| (h.name.as_str(), *a))
+        .collect();
+    let members = |group: &str| -> Vec<Ipv4Net> {
+        topo.hosts
+            .iter()
+            .filter(|h| h.security_groups.iter().any(|g| g == group))
+            .map(|h| Ipv4Net::from(address_of[h.name.as_str()]))
+            .collect()
+    };
+    let allows = |rules: &[SgRule]| -> Vec<Allow> {
+        rules
+            .iter()
+            .map(|r| Allow {
+                protocol: r.protocol,
+                ports: r.ports,
+                peers: match (&r.cidr, &r.group) {
+                    (Some(c), _) => vec![c.trunc()],
+                    (None, Some(g)) => members(g),
+                    (None, None) => unreachable!("checked in check_groups"),
+                },
+            })
+            .collect()
+    };
+
+    let hosts = topo
+        .hosts
+        .iter()
+        .zip(&addresses)
+        .map(|(h, addr)| {
+            let sgs: Vec<_> = h
+                .security_groups
+                .iter()
+                .map(|g| groups[g.as_str()])
+                .collect();
+            let ingress = sgs.iter().flat_map(|g| allows(&g.ingress)).collect();
+            let egress = if sgs.iter().any(|g| g.egress.is_none()) || sgs.is_empty() {
+                None
+            } else {
+                Some(
+                    sgs.iter()
+                        .flat_map(|g| allows(g.egress.as_deref().unwrap_or_default()))
+                        .collect(),
+                )
+            };
+            ResolvedHost {
+                name: h.name.clone(),
+                address: *addr,
+                security_groups: h.security_groups.clone(),
+                ingress,
+                egress,
+            }
+        })
+        .collect();
+
+    let firewalls = topo
+        .firewalls
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| resolve_firewall(rule, at("firewall").index(i), topo, &address_of))
+        .collect::<Result<_, _>>()?;
+
+    Ok(Resolved {
+        subnet,
+        hosts,
+        firewalls,
+    })
+}
+
+fn check_groups(
+    topo: &Topology,
+) -> Result<HashMap<&str, &super::model::SecurityGroup>, ValidationError> {
+    let mut groups = HashMap::new();
+    for (i, g) in topo.security_groups.iter().enumerate() {
+        let path = at("security_group").index(i);
+        if g.name.trim().is_empty() {
+            return Err(invalid(path.key("name"), "a security group needs a name"));
+        }
+        if groups.insert(g.name.as_str(), g).is_some() {
+            return Err(invalid(
+                path.key("name"),
+                format!("a security group named `{}` already exists", g.name),
+            ));
+        }
+    }
+    for (i, g) in topo.security_groups.iter().enumerate() {
+        let path = at("security_group").index(i);
+        let lists = [("ingress", Some(&g.ingress)), ("egress", g.egress.as_ref())];
+        for (key, rules) in lists {
+            for (r, rule) in rules.into_iter().flatten().enumerate() {
+                let path = path.key(key).index(r);
+                match (&rule.cidr, &rule.group) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(path, "give either `cidr` or `group`, not both"));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            path,
+                            "say who this rule allows: `cidr = \"10.0.0.0/16\"` or `group = \"NAME\"`",
+                        ));
+                    }
+                    (None, Some(other)) if !groups.contains_key(other.as_str()) => {
+                        return Err(invalid(
+                            path.key("group"),
+                            format!(
+                                "no security group named `{other}`{}",
+                                known(groups.keys().copied())
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                check_ports(rule.protocol, rule.ports)
+                    .map_err(|m| invalid(path.key("ports"), m))?;
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn resolve_firewall(
+    rule: &FirewallRule,
+    path: FieldPath,
+    topo: &Topology,
+    address_of: &HashMap<&str, Ipv4Addr>,
+) -> Result<ResolvedFirewall, ValidationError> {
+    let placement = if rule.on == FABRIC {
+        if rule.chain.is_some() {
+            return Err(invalid(
+                path.key("chain"),
+                "`chain` is for a rule on a host; a fabric rule sees traffic between the hosts",
+            ));
+        }
+        Placement::Fabric
+    } else {
+        let index = topo
+            .hosts
+            .iter()
+            .position(|h| h.name == rule.on)
+            .ok_or_else(|| {
+                invalid(
+                    path.key("on"),
+                    format!(
+                        "`{}` is neither \"fabric\" nor a host{}",
+                        rule.on,
+                        known(topo.hosts.iter().map(|h| h.name.as_str()))
+                    ),
+                )
+            })?;
+        Placement::Host(index)
+    };
+    if rule.action == Action::RejectTcpReset && rule.protocol != Protocol::Tcp {
+        return Err(invalid(
+            path.key("action"),
+            "reject-tcp-reset answers TCP only: add `protocol = \"tcp\"` or reject with an ICMP error",
+        ));
+    }
+    check_ports(rule.protocol, rule.port).map_err(|m| invalid(path.key("port"), m))?;
+    let endpoint =
+        |key: &'static str, value: &Option<String>| -> Result<Option<Ipv4Net>, ValidationError> {
+            let Some(text) = value else { return Ok(None) };
+            if let Some(addr) = address_of.get(text.as_str()) {
+                return Ok(Some(Ipv4Net::from(*addr)));
+            }
+            if let Ok(net) = text.parse::<Ipv4Net>() {
+                return Ok(Some(net.trunc()));
+            }
+            if let Ok(addr) = text.parse::<Ipv4Addr>() {
+                return Ok(Some(Ipv4Net::from(addr)));
+            }
+            Err(invalid(
+                path.key(key),
+                format!("`{text}` is neither a host, an address nor a CIDR like 10.0.0.0/24"),
+            ))
+        };
+    Ok(ResolvedFirewall {
+        placement,
+        chain: rule.chain.unwrap_or(HostChain::Input),
+        action: rule.action,
+        protocol: rule.protocol,
+        port: rule.port,
+        source: endpoint("source", &rule.source)?,
+        destination: endpoint("destination", &rule.destination)?,
+    })
+}
+
+fn check_ports(protocol: Protocol, ports: Option<PortRange>) -> Result<(), String> {
+    if ports.is_some() && !protocol.has_ports() {
+        return Err(format!(
+            "{protocol} has no ports: remove the ports, or use protocol \"tcp\" or \"udp\""
+        ));
+    }
+    Ok(())
+}
+
+fn check_host_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_HOST_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a host name: use 1 to {MAX_HOST_NAME} lowercase letters, digits and dashes, starting with a letter (it names the host's interface on the bridge)"
+        ));
+    }
+    if name == FABRIC {
+        return Err("`fabric` is the name of the network between the hosts: pick another".into());
+    }
+    Ok(())
+}
+
+fn check_address(subnet: Ipv4Net, addr: Ipv4Addr) -> Result<(), String> {
+    if !subnet.contains(&addr) {
+        return Err(format!(
+            "{addr} is outside the subnet {subnet}: pick an address inside it"
+        ));
+    }
+    if addr == subnet.network() || addr == subnet.broadcast() {
+        return Err(format!(
+            "{addr} is the subnet's {} address: pick a host address of {subnet}",
+            if addr == subnet.network() {
+                "network"
+            } else {
+                "broadcast"
+            }
+        ));
+    }
+    Ok(())
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    names.sort_unstable();
+    format!(" (known: {})", names.join(", "))
+}

@@ -1,0 +1,252 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+
+const ARTICLE: &str = include_str!("../../fixtures/topologies/article.toml");
+
+fn error_of(text: &str) -> String {
+    Topology::from_toml(text, "t.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn article_resolves() {
+    let (_, r) = Topology::from_toml(ARTICLE, "article.toml").unwrap();
+    let addr = |n: &str| r.hosts.iter().find(|h| h.name == n).unwrap().address;
+    assert_eq!(addr("server"), Ipv4Addr::new(10, 0, 0, 58));
+    assert_eq!(addr("client-1"), Ipv4Addr::new(10, 0, 0, 208));
+    assert_eq!(addr("client-2"), Ipv4Addr::new(10, 0, 0, 4));
+    assert_eq!(addr("client-3"), Ipv4Addr::new(10, 0, 0, 5));
+    let server = &r.hosts[0];
+    assert_eq!(server.ingress.len(), 3);
+    assert_eq!(server.egress.as_ref().unwrap().len(), 2);
+    assert!(server.ingress.iter().any(|a| a.protocol == Protocol::Tcp
+        && a.ports == Some(PortRange::single(1234))
+        && a.peers == ["10.0.0.0/16".parse().unwrap()]));
+}
+
+#[test]
+fn article_built_in_rust_equals_the_file() {
+    let vpc: ipnet::Ipv4Net = "10.0.0.0/16".parse().unwrap();
+    let any: ipnet::Ipv4Net = "0.0.0.0/0".parse().unwrap();
+    let topo = Topology::new("10.0.0.0/24".parse().unwrap())
+        .host(
+            HostSpec::new("server")
+                .address(Ipv4Addr::new(10, 0, 0, 58))
+                .group("server-sg"),
+        )
+        .host(
+            HostSpec::new("client-1")
+                .address(Ipv4Addr::new(10, 0, 0, 208))
+                .group("client-sg"),
+        )
+        .host(HostSpec::new("client-2").group("client-sg"))
+        .host(HostSpec::new("client-3").group("client-sg"))
+        .security_group(
+            SecurityGroup::new("server-sg")
+                .ingress(SgRule::icmp().cidr(vpc))
+                .ingress(SgRule::tcp(1234).cidr(vpc))
+                .ingress(SgRule::udp(1234).cidr(vpc))
+                .egress(SgRule::icmp().cidr(vpc))
+                .egress(SgRule::tcp(443).cidr(any)),
+        )
+        .security_group(
+            SecurityGroup::new("client-sg")
+                .ingress(SgRule::icmp().cidr(vpc))
+                .egress(SgRule::icmp().cidr(vpc))
+                .egress(SgRule::tcp(1234).cidr(vpc))
+                .egress(SgRule::udp(1234).cidr(vpc))
+                .egress(SgRule::tcp(443).cidr(any)),
+        );
+    let (_, from_file) = Topology::from_toml(ARTICLE, "article.toml").unwrap();
+    assert_eq!(topo.resolve().unwrap(), from_file);
+}
+
+#[test]
+fn group_references_become_member_addresses() {
+    let text = r#"
+[[host]]
+name = "a"
+address = "10.0.0.10"
+security_groups = ["web"]
+[[host]]
+name = "b"
+address = "10.0.0.11"
+security_groups = ["web"]
+[[host]]
+name = "c"
+security_groups = ["db"]
+[[security_group]]
+name = "web"
+[[security_group]]
+name = "db"
+ingress = [{ protocol = "tcp", ports = "5432-5433", group = "web" }]
+egress = []
+"#;
+    let (_, r) = Topology::from_toml(text, "t.toml").unwrap();
+    let c = &r.hosts[2];
+    assert_eq!(
+        c.ingress[0].peers,
+        [
+            "10.0.0.10/32".parse().unwrap(),
+            "10.0.0.11/32".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        c.ingress[0].ports,
+        Some(PortRange {
+            first: 5432,
+            last: 5433
+        })
+    );
+    assert_eq!(c.egress, Some(vec![]), "egress = [] allows nothing");
+    assert_eq!(
+        r.hosts[0].egress, None,
+        "no egress key keeps AWS's allow-all"
+    );
+    assert!(
+        r.hosts[0].ingress.is_empty(),
+        "no ingress rule allows nothing in"
+    );
+}
+
+#[test]
+fn firewall_endpoints_take_hosts_addresses_and_cidrs() {
+    let text = r#"
+[[host]]
+name = "server"
+address = "10.0.0.58"
+[[host]]
+name = "client"
+[[firewall]]
+on = "fabric"
+action = "reject-tcp-reset"
+protocol = "tcp"
+port = 1236
+source = "client"
+destination = "10.0.0.58"
+[[firewall]]
+on = "server"
+chain = "input"
+action = "drop"
+source = "10.0.0.0/25"
+"#;
+    let (_, r) = Topology::from_toml(text, "t.toml").unwrap();
+    assert_eq!(r.firewalls[0].placement, Placement::Fabric);
+    assert_eq!(r.firewalls[0].source, Some("10.0.0.4/32".parse().unwrap()));
+    assert_eq!(
+        r.firewalls[0].destination,
+        Some("10.0.0.58/32".parse().unwrap())
+    );
+    assert_eq!(r.firewalls[1].placement, Placement::Host(0));
+    assert_eq!(r.firewalls[1].protocol, Protocol::All);
+}
+
+#[test]
+fn typo_in_a_key_names_line_and_key() {
+    let e = error_of("[[host]]\nname = \"a\"\nadress = \"10.0.0.9\"\n");
+    assert!(e.starts_with("t.toml:3:1: "), "{e}");
+    assert!(e.contains("unknown field `adress`"), "{e}");
+}
+
+#[test]
+fn unknown_group_points_at_its_line() {
+    let e = error_of("[[host]]\nname = \"a\"\nsecurity_groups = [\"web\"]\n");
+    assert!(e.starts_with("t.toml:3:"), "{e}");
+    assert!(
+        e.contains("host[0].security_groups[0]: no security group named `web`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_address_is_refused() {
+    let e = error_of(
+        "[[host]]\nname = \"a\"\naddress = \"10.0.0.9\"\n[[host]]\nname = \"b\"\naddress = \"10.0.0.9\"\n",
+    );
+    assert!(e.starts_with("t.toml:6:11: "), "{e}");
+    assert!(e.contains("already `a`'s address"), "{e}");
+}
+
+#[test]
+fn address_outside_the_subnet() {
+    let e = error_of("[[host]]\nname = \"a\"\naddress = \"192.168.1.1\"\n");
+    assert!(e.contains("outside the subnet 10.0.0.0/24"), "{e}");
+    let e = error_of("[[host]]\nname = \"a\"\naddress = \"10.0.0.255\"\n");
+    assert!(e.contains("broadcast"), "{e}");
+}
+
+#[test]
+fn bad_port_and_bad_protocol() {
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[firewall]]\non = \"a\"\naction = \"drop\"\nprotocol = \"tcp\"\nport = 70000\n",
+    );
+    assert!(e.starts_with("t.toml:7:"), "{e}");
+    assert!(e.contains("`70000` is not a port"), "{e}");
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[firewall]]\non = \"a\"\naction = \"drop\"\nprotocol = \"sctp\"\n",
+    );
+    assert!(e.contains("unknown variant `sctp`"), "{e}");
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[firewall]]\non = \"a\"\naction = \"drop\"\nprotocol = \"icmp\"\nport = 5\n",
+    );
+    assert!(e.contains("icmp has no ports"), "{e}");
+}
+
+#[test]
+fn firewall_on_unknown_host_and_tcp_reset_for_udp() {
+    let e = error_of("[[host]]\nname = \"a\"\n[[firewall]]\non = \"b\"\naction = \"drop\"\n");
+    assert!(
+        e.contains("`b` is neither \"fabric\" nor a host (known: a)"),
+        "{e}"
+    );
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[firewall]]\non = \"fabric\"\naction = \"reject-tcp-reset\"\nprotocol = \"udp\"\n",
+    );
+    assert!(e.contains("reject-tcp-reset answers TCP only"), "{e}");
+}
+
+#[test]
+fn host_names_are_interface_names() {
+    let e = error_of("[[host]]\nname = \"a-very-long-host-name\"\n");
+    assert!(e.contains("1 to 15 lowercase letters"), "{e}");
+    let e = error_of("[[host]]\nname = \"fabric\"\n");
+    assert!(e.contains("pick another"), "{e}");
+    let e = error_of("[[host]]\nname = \"a\"\n[[host]]\nname = \"a\"\n");
+    assert!(e.contains("already exists"), "{e}");
+}
+
+#[test]
+fn rule_needs_exactly_one_peer() {
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[security_group]]\nname = \"g\"\ningress = [{ protocol = \"tcp\" }]\n",
+    );
+    assert!(e.contains("`cidr = "), "{e}");
+    let e = error_of(
+        "[[host]]\nname = \"a\"\n[[security_group]]\nname = \"g\"\ningress = [{ protocol = \"tcp\", cidr = \"10.0.0.0/8\", group = \"g\" }]\n",
+    );
+    assert!(e.contains("not both"), "{e}");
+}
+
+#[test]
+fn no_hosts_and_tiny_subnet() {
+    assert!(error_of("subnet = \"10.0.0.0/24\"\n").contains("no hosts"));
+    assert!(error_of("subnet = \"10.0.0.0/31\"\n[[host]]\nname = \"a\"\n").contains("no room"));
+}
+
+#[test]
+fn full_subnet_is_reported() {
+    let mut text = String::from("subnet = \"10.0.0.0/29\"\n");
+    for i in 0..5 {
+        text.push_str(&format!("[[host]]\nname = \"h{i}\"\n"));
+    }
+    assert!(error_of(&text).contains("no free address left"));
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let e = Topology::from_file("/nonexistent/t.toml").unwrap_err();
+    assert!(
+        e.to_string().starts_with("cannot read /nonexistent/t.toml"),
+        "{e}"
+    );
+}
