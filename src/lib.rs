@@ -3,6 +3,9 @@
 
 pub mod apps;
 pub mod error_class;
+pub mod firewall;
+pub mod lab;
+pub mod netns;
 pub mod proc;
 pub mod spec;
 pub mod wire;

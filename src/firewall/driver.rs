@@ -1,0 +1,256 @@
+//! Loads rulesets into the kernel with nftnl, in one atomic batch per namespace. Must run on
+//! the namespace's own thread: the netfilter socket talks to the namespace it was opened in.
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use nftnl::expr::{Expression, States};
+use nftnl::nftnl_sys::{self as sys, libc};
+use nftnl::{Batch, MsgType, ProtoFamily, nft_expr};
+
+use super::ruleset::{Family, Hook, Match, Reject, Table, Verdict};
+use crate::spec::Protocol;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot load nftables rules ({what}): {source}{}", hint(.source))]
+pub struct FirewallError {
+    pub what: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => {
+            " (needs CAP_NET_ADMIN: run as root, or in a container started with --privileged)"
+        }
+        Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) | Some(libc::EPROTONOSUPPORT) => {
+            " (the kernel lacks an nftables feature: nf_tables, nft_ct, nft_reject_inet or nft_reject_netdev)"
+        }
+        _ => "",
+    }
+}
+
+/// Replaces tcplab's tables in the current thread's namespace with `tables`, atomically.
+pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
+    let err = |source| FirewallError {
+        what: what.to_string(),
+        source,
+    };
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Batch::new();
+    let names: Vec<(CString, ProtoFamily)> = tables
+        .iter()
+        .map(|t| (cstring(&t.name), family(t.family)))
+        .collect();
+    let nft_tables: Vec<nftnl::Table> = names
+        .iter()
+        .map(|(name, fam)| nftnl::Table::new(name, *fam))
+        .collect();
+    // Add-then-delete makes the replacement work whether or not the table exists yet.
+    for t in &nft_tables {
+        batch.add(t, MsgType::Add);
+        batch.add(t, MsgType::Del);
+        batch.add(t, MsgType::Add);
+    }
+    for (table, nft_table) in tables.iter().zip(&nft_tables) {
+        let chains: Vec<nftnl::Chain> = table
+            .chains
+            .iter()
+            .map(|c| {
+                let mut chain = nftnl::Chain::new(&cstring(&c.name), nft_table);
+                if let Some(base) = &c.base {
+                    chain.set_hook(hook(table.family, base.hook), base.priority);
+                    chain.set_type(nftnl::ChainType::Filter);
+                    chain.set_policy(if base.policy_drop {
+                        nftnl::Policy::Drop
+                    } else {
+                        nftnl::Policy::Accept
+                    });
+                    if let Some(dev) = &base.device {
+                        chain.set_device(&cstring(dev));
+                    }
+                }
+                chain
+            })
+            .collect();
+        for chain in &chains {
+            batch.add(chain, MsgType::Add);
+        }
+        for (c, chain) in table.chains.iter().zip(&chains) {
+            for r in &c.rules {
+                let mut rule = nftnl::Rule::new(chain);
+                let mut ipv4_checked = false;
+                for m in &r.matches {
+                    add_match(&mut rule, m, table.family, &mut ipv4_checked);
+                }
+                add_verdict(&mut rule, &r.verdict);
+                batch.add(&rule, MsgType::Add);
+            }
+        }
+    }
+    send(&batch.finalize()).map_err(err)
+}
+
+fn send(batch: &nftnl::FinalizedBatch) -> std::io::Result<()> {
+    let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    socket.send_all(batch)?;
+    let portid = socket.portid();
+    let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
+    let mut expected = batch.sequence_numbers();
+    while !expected.is_empty() {
+        for message in socket.recv(&mut buffer[..])? {
+            let message = message?;
+            let Some(seq) = expected.next() else { break };
+            mnl::cb_run(message, seq, portid)?;
+        }
+    }
+    Ok(())
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s).expect("names come from validated specs and hold no NUL")
+}
+
+fn family(f: Family) -> ProtoFamily {
+    match f {
+        Family::Inet => ProtoFamily::Inet,
+        Family::Netdev => ProtoFamily::NetDev,
+    }
+}
+
+fn hook(family: Family, hook: Hook) -> nftnl::Hook {
+    match (family, hook) {
+        // In a netdev table the ingress hook is number 0, which nftnl calls PreRouting;
+        // its Ingress is the inet family's and fails there with EOPNOTSUPP.
+        (Family::Netdev, _) => nftnl::Hook::PreRouting,
+        (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
+        (Family::Inet, Hook::Input) => nftnl::Hook::In,
+        (Family::Inet, Hook::Output) => nftnl::Hook::Out,
+        (Family::Inet, Hook::Ingress) => nftnl::Hook::Ingress,
+    }
+}
+
+/// The match the nft CLI adds before an IPv4 address match: the kernel needs it to know the
+/// network header is IPv4.
+fn require_ipv4(rule: &mut nftnl::Rule, family: Family, done: &mut bool) {
+    if *done {
+        return;
+    }
+    *done = true;
+    match family {
+        Family::Inet => {
+            rule.add_expr(&nft_expr!(meta nfproto));
+            rule.add_expr(&nft_expr!(cmp == libc::NFPROTO_IPV4 as u8));
+        }
+        Family::Netdev => {
+            rule.add_expr(&nftnl::expr::Meta::Protocol);
+            rule.add_expr(&nft_expr!(
+                cmp == &(libc::ETH_P_IP as u16).to_be_bytes()[..]
+            ));
+        }
+    }
+}
+
+fn add_match(rule: &mut nftnl::Rule, m: &Match, family: Family, ipv4: &mut bool) {
+    match m {
+        Match::EstablishedOrRelated => {
+            let mask = (States::ESTABLISHED | States::RELATED).bits();
+            rule.add_expr(&nft_expr!(ct state));
+            rule.add_expr(&nft_expr!(bitwise mask mask, xor 0u32));
+            rule.add_expr(&nft_expr!(cmp != 0u32));
+        }
+        Match::SourceNet(net) | Match::DestinationNet(net) => {
+            require_ipv4(rule, family, ipv4);
+            if matches!(m, Match::SourceNet(_)) {
+                rule.add_expr(&nft_expr!(payload ipv4 saddr));
+            } else {
+                rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            }
+            if net.prefix_len() < 32 {
+                rule.add_expr(&nft_expr!(bitwise mask net.netmask(), xor 0u32));
+            }
+            rule.add_expr(&nft_expr!(cmp == net.network()));
+        }
+        Match::L4Proto(p) => {
+            let number = match p {
+                Protocol::Tcp => libc::IPPROTO_TCP,
+                Protocol::Udp => libc::IPPROTO_UDP,
+                Protocol::Icmp => libc::IPPROTO_ICMP,
+                Protocol::All => return,
+            };
+            if family == Family::Netdev {
+                require_ipv4(rule, family, ipv4);
+            }
+            rule.add_expr(&nft_expr!(meta l4proto));
+            rule.add_expr(&nft_expr!(cmp == number as u8));
+        }
+        Match::DestinationPorts(p, range) => {
+            match p {
+                Protocol::Udp => rule.add_expr(&nft_expr!(payload udp dport)),
+                _ => rule.add_expr(&nft_expr!(payload tcp dport)),
+            }
+            if range.first == range.last {
+                rule.add_expr(&nft_expr!(cmp == &range.first.to_be_bytes()[..]));
+            } else {
+                rule.add_expr(&nft_expr!(cmp >= &range.first.to_be_bytes()[..]));
+                rule.add_expr(&nft_expr!(cmp <= &range.last.to_be_bytes()[..]));
+            }
+        }
+    }
+}
+
+fn add_verdict(rule: &mut nftnl::Rule, v: &Verdict) {
+    match v {
+        Verdict::Accept => rule.add_expr(&nft_expr!(verdict accept)),
+        Verdict::Drop => rule.add_expr(&nft_expr!(verdict drop)),
+        Verdict::Return => rule.add_expr(&nft_expr!(verdict return)),
+        Verdict::Jump(chain) => rule.add_expr(&nftnl::expr::Verdict::Jump {
+            chain: cstring(chain),
+        }),
+        Verdict::Reject(r) => rule.add_expr(&RejectExpr(*r)),
+    }
+}
+
+/// A reject statement. nftnl's own picks ICMP codes by family and, in a netdev table, would
+/// send the ICMPX code number as a raw ICMP code (host-unreachable would go out as
+/// protocol-unreachable); the ICMPX type is right in every family tcplab uses.
+struct RejectExpr(Reject);
+
+impl Expression for RejectExpr {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        let (kind, code) = match self.0 {
+            Reject::TcpReset => (libc::NFT_REJECT_TCP_RST, 0),
+            Reject::HostUnreachable => (
+                libc::NFT_REJECT_ICMPX_UNREACH,
+                libc::NFT_REJECT_ICMPX_HOST_UNREACH,
+            ),
+            Reject::PortUnreachable => (
+                libc::NFT_REJECT_ICMPX_UNREACH,
+                libc::NFT_REJECT_ICMPX_PORT_UNREACH,
+            ),
+            Reject::AdminProhibited => (
+                libc::NFT_REJECT_ICMPX_UNREACH,
+                libc::NFT_REJECT_ICMPX_ADMIN_PROHIBITED,
+            ),
+        };
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "reject" takes.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"reject".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_REJECT_TYPE as u16,
+                kind as u32,
+            );
+            sys::nftnl_expr_set_u8(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_REJECT_CODE as u16,
+                code as u8,
+            );
+            expr
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A small typed model of the nftables rules tcplab programs: enough for security groups and
+//! firewalls, rendered to `nft` syntax for people and to netlink by the driver.
+
+use std::fmt;
+
+use ipnet::Ipv4Net;
+
+use crate::spec::{PortRange, Protocol};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 and IPv6 at the IP layer, with conntrack.
+    Inet,
+    /// A device's ingress, before the bridge and before conntrack; can answer with reject.
+    Netdev,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub family: Family,
+    pub name: String,
+    pub chains: Vec<Chain>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Forward,
+    Input,
+    Output,
+    Ingress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    pub hook: Hook,
+    /// The device of a netdev ingress chain.
+    pub device: Option<String>,
+    pub priority: i32,
+    pub policy_drop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// `None` for a regular chain, reached only by a jump.
+    pub base: Option<BaseChain>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `ct state established,related`
+    EstablishedOrRelated,
+    SourceNet(Ipv4Net),
+    DestinationNet(Ipv4Net),
+    /// tcp, udp or icmp; `All` matches nothing and is never emitted.
+    L4Proto(Protocol),
+    /// Destination port of tcp or udp.
+    DestinationPorts(Protocol, PortRange),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Return,
+    Jump(String),
+    Reject(Reject),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    TcpReset,
+    HostUnreachable,
+    PortUnreachable,
+    AdminProhibited,
+}
+
+impl Rule {
+    pub fn new(matches: Vec<Match>, verdict: Verdict) -> Self {
+        Rule { matches, verdict }
+    }
+
+    /// Matches for a protocol and optional destination ports, as the nft CLI writes them.
+    pub fn protocol_matches(protocol: Protocol, ports: Option<PortRange>) -> Vec<Match> {
+        let mut m = Vec::new();
+        if protocol != Protocol::All {
+            m.push(Match::L4Proto(protocol));
+        }
+        if let Some(ports) = ports {
+            m.push(Match::DestinationPorts(protocol, ports));
+        }
+        m
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = match self.family {
+            Family::Inet => "inet",
+            Family::Netdev => "netdev",
+        };
+        writeln!(f, "table {family} {} {{", self.name)?;
+        for chain in &self.chains {
+            writeln!(f, "\tchain {} {{", chain.name)?;
+            if let Some(base) = &chain.base {
+                let hook = match base.hook {
+                    Hook::Forward => "forward",
+                    Hook::Input => "input",
+                    Hook::Output => "output",
+                    Hook::Ingress => "ingress",
+                };
+                let device = base
+                    .device
+                    .as_ref()
+                    .map(|d| format!(" device \"{d}\""))
+                    .unwrap_or_default();
+                let policy = if base.policy_drop { "drop" } else { "accept" };
+                writeln!(
+                    f,
+                    "\t\ttype filter hook {hook}{device} priority {}; policy {policy};",
+                    base.priority
+                )?;
+            }
+            for rule in &chain.rules {
+                writeln!(f, "\t\t{rule}")?;
+            }
+            writeln!(f, "\t}}")?;
+        }
+        writeln!(f, "}}")
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.matches {
+            write!(f, "{m} ")?;
+        }
+        write!(f, "{}", self.verdict)
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::EstablishedOrRelated => write!(f, "ct state established,related"),
+            Match::SourceNet(n) => write!(f, "ip saddr {}", net(n)),
+            Match::DestinationNet(n) => write!(f, "ip daddr {}", net(n)),
+            Match::L4Proto(p) => write!(f, "meta l4proto {p}"),
+            Match::DestinationPorts(p, r) => write!(f, "{p} dport {r}"),
+        }
+    }
+}
+
+fn net(n: &Ipv4Net) -> String {
+    if n.prefix_len() == 32 {
+        n.addr().to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => write!(f, "accept"),
+            Verdict::Drop => write!(f, "drop"),
+            Verdict::Return => write!(f, "return"),
+            Verdict::Jump(chain) => write!(f, "jump {chain}"),
+            Verdict::Reject(Reject::TcpReset) => write!(f, "reject with tcp reset"),
+            Verdict::Reject(Reject::HostUnreachable) => {
+                write!(f, "reject with icmpx host-unreachable")
+            }
+            Verdict::Reject(Reject::PortUnreachable) => {
+                write!(f, "reject with icmpx port-unreachable")
+            }
+            Verdict::Reject(Reject::AdminProhibited) => {
+                write!(f, "reject with icmpx admin-prohibited")
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A lab: the fabric namespace with its bridge (the subnet), one namespace per host, and the
+//! nftables rules of the security groups and firewalls. Everything vanishes when the Lab is
+//! dropped, and when the process holding it dies.
+
+mod build;
+mod preflight;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::firewall::FirewallError;
+use crate::netns::{Namespace, NetnsError};
+use crate::proc::{Outcome, Proc, ProcError};
+use crate::spec::{Resolved, SpecError, Topology, ValidationError};
+pub use build::BRIDGE;
+pub use preflight::check_privileges;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("invalid topology: {0}")]
+    Spec(#[from] ValidationError),
+    #[error(transparent)]
+    SpecFile(#[from] SpecError),
+    #[error(
+        "tcplab needs {missing} to build a lab: run as root (e.g. `sudo -E cargo xtask test`), or in a container started with --privileged"
+    )]
+    Privilege { missing: String },
+    #[error("the kernel lacks {feature}: {hint}")]
+    KernelFeature {
+        feature: &'static str,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cannot {what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set {path}: {source}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("no host named `{name}` in this lab (hosts: {known})")]
+    NoSuchHost { name: String, known: String },
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+}
+
+/// A host: a namespace with `lo` and `eth0` on the subnet.
+pub struct Host {
+    name: String,
+    address: Ipv4Addr,
+    ns: Namespace,
+}
+
+impl Host {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
+    }
+
+    /// The host's namespace, for sockets, sysctls and jobs of one's own.
+    pub fn ns(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// Starts a program in the host. It is killed when the handle is dropped, and when the
+    /// lab goes.
+    pub fn spawn(&self, cmd: Command) -> Result<Proc, LabError> {
+        Ok(self.ns.spawn(cmd)?)
+    }
+
+    /// Runs a program in the host to its end, for at most `timeout`.
+    pub fn run(&self, cmd: Command, timeout: Duration) -> Result<Outcome, LabError> {
+        Ok(self.spawn(cmd)?.wait(timeout)?)
+    }
+
+    pub fn sysctl(&self, key: &str) -> Result<String, LabError> {
+        Ok(self.ns.sysctl(key)?)
+    }
+
+    pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
+        Ok(self.ns.set_sysctl(key, value)?)
+    }
+}
+
+pub struct Lab {
+    // Hosts go first: their threads' exit kills their programs before the fabric goes.
+    hosts: Vec<Host>,
+    fabric: Namespace,
+    resolved: Resolved,
+}
+
+impl Lab {
+    /// Validates `topology` and builds it.
+    pub fn build(topology: &Topology) -> Result<Lab, LabError> {
+        Lab::from_resolved(topology.resolve()?)
+    }
+
+    /// Reads a topology file and builds it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Lab, LabError> {
+        let (_, resolved) = Topology::from_file(path)?;
+        Lab::from_resolved(resolved)
+    }
+
+    pub fn from_resolved(resolved: Resolved) -> Result<Lab, LabError> {
+        let (fabric, hosts) = build::build(&resolved)?;
+        Ok(Lab {
+            hosts,
+            fabric,
+            resolved,
+        })
+    }
+
+    pub fn host(&self, name: &str) -> Result<&Host, LabError> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| LabError::NoSuchHost {
+                name: name.to_string(),
+                known: self
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The namespace between the hosts: the bridge, one port per host named after it, and
+    /// the security groups.
+    pub fn fabric(&self) -> &Namespace {
+        &self.fabric
+    }
+
+    pub fn topology(&self) -> &Resolved {
+        &self.resolved
+    }
+}

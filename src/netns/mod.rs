@@ -1,0 +1,210 @@
+//! Network namespaces served by worker threads. Each namespace has a thread that lives inside
+//! it for as long as the handle does, so callers never call `setns`: sockets, sysctls and child
+//! processes are made on that thread. The namespace is anonymous (held by an fd) unless it is
+//! pinned on purpose, so nothing outlives the process that made it.
+
+mod pin;
+mod worker;
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::proc::{self, Proc, ProcError};
+pub use worker::{Pending, WorkerState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error(
+        "cannot create a network namespace: {0} (creating one needs CAP_SYS_ADMIN: run as root, or in a container started with --privileged)"
+    )]
+    Create(std::io::Error),
+    #[error("cannot start the namespace's worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the namespace's worker thread is gone (a job on it panicked)")]
+    WorkerGone,
+    #[error("sysctl `{key}` is not per namespace: only `net.*` keys can be read or set in a lab")]
+    SysctlNotNamespaced { key: String },
+    #[error("cannot read sysctl `{key}`: {source}")]
+    SysctlRead {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set sysctl `{key}` to `{value}`: {source}")]
+    SysctlWrite {
+        key: String,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot pin the namespace at {}: {source}", path.display())]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+}
+
+/// A network namespace and the worker thread that lives in it.
+pub struct Namespace {
+    worker: worker::Worker,
+    fd: OwnedFd,
+    inode: u64,
+    pinned: Option<PathBuf>,
+}
+
+impl Namespace {
+    /// Creates a new, empty, anonymous namespace (only `lo`, down).
+    pub fn new() -> Result<Namespace, NetnsError> {
+        let (worker, fd) = worker::Worker::start()?;
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map(|m| m.ino())
+            .map_err(NetnsError::Create)?;
+        Ok(Namespace {
+            worker,
+            fd,
+            inode,
+            pinned: None,
+        })
+    }
+
+    /// The namespace's inode, as `ip netns identify` and `/proc/PID/ns/net` show it.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Runs `job` on the namespace's thread and waits for its result.
+    pub fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
+    ) -> Result<T, NetnsError> {
+        self.submit(job).wait()
+    }
+
+    /// Starts `job` on the namespace's thread; wait on the result later, so that work in
+    /// several namespaces overlaps.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
+    ) -> Pending<T> {
+        self.worker.submit(job)
+    }
+
+    /// Reads a `net.*` sysctl of this namespace, e.g. `net.ipv4.tcp_syn_retries`.
+    pub fn sysctl(&self, key: &str) -> Result<String, NetnsError> {
+        let path = sysctl_path(key)?;
+        let key = key.to_string();
+        self.run(move |_| std::fs::read_to_string(&path))?
+            .map(|v| v.trim().to_string())
+            .map_err(|source| NetnsError::SysctlRead { key, source })
+    }
+
+    /// Sets a `net.*` sysctl of this namespace.
+    pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
+        let path = sysctl_path(key)?;
+        let (key, value) = (key.to_string(), value.to_string());
+        self.run(move |_| {
+            std::fs::write(&path, &value).map_err(|source| NetnsError::SysctlWrite {
+                key,
+                value,
+                source,
+            })
+        })?
+    }
+
+    /// Starts `cmd` inside the namespace, with stdin closed and its output captured. The
+    /// program is killed when the handle is dropped, and when the namespace's thread ends.
+    pub fn spawn(&self, mut cmd: Command) -> Result<Proc, NetnsError> {
+        proc::prepare(&mut cmd);
+        let program = proc::describe(&cmd);
+        let ns_fd = self.fd.as_raw_fd();
+        // SAFETY: the hook only makes async-signal-safe syscalls (prctl, setns) in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                // The worker thread forks, so the child dies when the worker (the lab) ends,
+                // even if this process is killed.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let name = program.clone();
+        let (child, started) = self
+            .run(move |_| {
+                let started = Instant::now();
+                cmd.spawn().map(|child| (child, started))
+            })?
+            .map_err(|source| ProcError::Spawn {
+                program: name,
+                source,
+            })?;
+        Ok(Proc::from_child(program, child, started))
+    }
+
+    /// Pins the namespace at `/run/netns/NAME`, as `ip netns add` does, so that `ip netns exec
+    /// NAME ...` reaches it. It then outlives the process: [`Namespace::unpin`] removes it.
+    pub fn pin(&mut self, name: &str) -> Result<PathBuf, NetnsError> {
+        let path = pin::pin(self, name)?;
+        self.pinned = Some(path.clone());
+        Ok(path)
+    }
+
+    /// Removes the pin made by [`Namespace::pin`], if any.
+    pub fn unpin(&mut self) -> Result<(), NetnsError> {
+        if let Some(path) = self.pinned.take() {
+            pin::unpin(&path)?;
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for Namespace {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn sysctl_path(key: &str) -> Result<PathBuf, NetnsError> {
+    let valid = key.starts_with("net.")
+        && key
+            .split(['.', '/'])
+            .all(|part| !part.is_empty() && part != "..");
+    if !valid {
+        return Err(NetnsError::SysctlNotNamespaced {
+            key: key.to_string(),
+        });
+    }
+    // Interface names may hold dots, so `net/ipv4/conf/eth0.1/...` keys may use slashes.
+    let rel = if key.contains('/') {
+        key.to_string()
+    } else {
+        key.replace('.', "/")
+    };
+    Ok(PathBuf::from("/proc/sys").join(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_net_sysctls() {
+        assert_eq!(
+            sysctl_path("net.ipv4.tcp_syn_retries").unwrap(),
+            PathBuf::from("/proc/sys/net/ipv4/tcp_syn_retries")
+        );
+        assert!(sysctl_path("kernel.hostname").is_err());
+        assert!(sysctl_path("net.ipv4..x").is_err());
+        assert!(sysctl_path("net/../kernel/hostname").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! The thread that lives inside a namespace and runs jobs there.
+
+use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::NetnsError;
+
+type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
+
+/// What a job gets on the namespace's thread: a runtime for async work (netlink), and the
+/// namespace's netlink connection, opened on first use.
+pub struct WorkerState {
+    pub runtime: tokio::runtime::Runtime,
+    netlink: Option<rtnetlink::Handle>,
+}
+
+impl WorkerState {
+    /// The namespace's rtnetlink handle. Its socket was opened on this thread, so it talks to
+    /// this namespace; it closes when the namespace's thread ends.
+    pub fn netlink(&mut self) -> std::io::Result<rtnetlink::Handle> {
+        if let Some(handle) = &self.netlink {
+            return Ok(handle.clone());
+        }
+        let _entered = self.runtime.enter();
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        self.runtime.spawn(connection);
+        self.netlink = Some(handle.clone());
+        Ok(handle)
+    }
+}
+
+pub(super) struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A job's result, to wait for later.
+pub struct Pending<T>(mpsc::Receiver<std::thread::Result<T>>);
+
+impl<T> Pending<T> {
+    pub fn wait(self) -> Result<T, NetnsError> {
+        match self.0.recv() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(NetnsError::WorkerGone),
+        }
+    }
+}
+
+impl Worker {
+    /// Starts a thread, moves it into a new network namespace, and returns the namespace's fd.
+    pub(super) fn start() -> Result<(Worker, OwnedFd), NetnsError> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<OwnedFd, std::io::Error>>();
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("tcplab-netns".into())
+            .spawn(move || {
+                let setup = || -> Result<(OwnedFd, WorkerState), std::io::Error> {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                    let fd = std::fs::File::open("/proc/thread-self/ns/net")?.into();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    Ok((
+                        fd,
+                        WorkerState {
+                            runtime,
+                            netlink: None,
+                        },
+                    ))
+                };
+                let mut state = match setup() {
+                    Ok((fd, state)) => {
+                        let _ = ready_tx.send(Ok(fd));
+                        state
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in jobs_rx {
+                    job(&mut state);
+                }
+            })
+            .map_err(NetnsError::Thread)?;
+        let fd = match ready_rx.recv() {
+            Ok(Ok(fd)) => fd,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(NetnsError::Create(e));
+            }
+            Err(_) => return Err(NetnsError::WorkerGone),
+        };
+        Ok((
+            Worker {
+                jobs: Some(jobs_tx),
+                thread: Some(thread),
+            },
+            fd,
+        ))
+    }
+
+    pub(super) fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
+    ) -> Pending<T> {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |state| {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| job(state)));
+            let _ = tx.send(result);
+        });
+        if let Some(jobs) = &self.jobs {
+            // A send fails only when the thread is gone; the receiver then reports it.
+            let _ = jobs.send(job);
+        }
+        Pending(rx)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Shared by the lab tests: privilege handling, the article's lab, and the apps' commands.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tcplab::lab::{Lab, check_privileges};
+use tcplab::spec::Topology;
+
+/// How long any single step may take before a test gives up on it.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub const SKIP_VAR: &str = "TCPLAB_SKIP_PRIVILEGED";
+
+/// Whether lab tests can run here. Without privileges a test fails with how to run it, unless
+/// the user asked to skip them with TCPLAB_SKIP_PRIVILEGED=1.
+pub fn privileged() -> bool {
+    match check_privileges() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os(SKIP_VAR).is_some_and(|v| v == "1") => {
+            eprintln!("skipped: {e} ({SKIP_VAR}=1)");
+            false
+        }
+        Err(e) => panic!("{e}\nTo skip the lab tests instead, set {SKIP_VAR}=1."),
+    }
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+pub fn article_topology() -> Topology {
+    Topology::from_file(fixture("topologies/article.toml"))
+        .expect("article.toml is valid")
+        .0
+}
+
+/// The article's lab, or `None` when the user asked to skip lab tests.
+pub fn article_lab() -> Option<Lab> {
+    lab_of(&article_topology())
+}
+
+pub fn lab_of(topology: &Topology) -> Option<Lab> {
+    if !privileged() {
+        return None;
+    }
+    Some(Lab::build(topology).unwrap_or_else(|e| panic!("cannot build the lab: {e}")))
+}
+
+pub fn tcp_server(address: &str, port: u16, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcp-server"));
+    cmd.arg(address).arg(port.to_string()).args(extra);
+    cmd
+}
+
+pub fn tcp_client(address: &str, port: u16, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcp-client"));
+    cmd.arg(address)
+        .arg(port.to_string())
+        .args(["--pause-sec", "0"])
+        .args(extra);
+    cmd
+}
