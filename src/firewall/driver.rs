@@ -60,7 +60,7 @@ pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
             .chains
             .iter()
             .map(|c| {
-                let mut chain = nftnl::Chain::new(&cstring(&c.name), nft_table);
+                let mut chain = nftnl::Chain::new(cstring(&c.name), nft_table);
                 if let Some(base) = &c.base {
                     chain.set_hook(hook(table.family, base.hook), base.priority);
                     chain.set_type(nftnl::ChainType::Filter);
@@ -70,7 +70,7 @@ pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
                         nftnl::Policy::Accept
                     });
                     if let Some(dev) = &base.device {
-                        chain.set_device(&cstring(dev));
+                        chain.set_device(cstring(dev));
                     }
                 }
                 chain

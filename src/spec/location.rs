@@ -41,7 +41,7 @@ pub fn offset_of(text: &str, path: &FieldPath) -> Option<usize> {
                 let Some(DeValue::Array(items)) = value else {
                     break;
                 };
-                let Some(item) = items.iter().nth(*i) else {
+                let Some(item) = items.get(*i) else {
                     break;
                 };
                 best = Some(item.span().start);

@@ -58,9 +58,35 @@ pub fn tcp_server(address: &str, port: u16, extra: &[&str]) -> Command {
 
 pub fn tcp_client(address: &str, port: u16, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcp-client"));
-    cmd.arg(address)
-        .arg(port.to_string())
-        .args(["--pause-sec", "0"])
-        .args(extra);
+    cmd.arg(address).arg(port.to_string()).args(extra);
+    if !extra.contains(&"--pause-sec") {
+        cmd.args(["--pause-sec", "0"]);
+    }
     cmd
 }
+
+/// Runs `cmd` in `host` of `lab` to its end.
+pub fn run_in(lab: &Lab, host: &str, cmd: Command) -> tcplab::proc::Outcome {
+    lab.host(host)
+        .unwrap()
+        .run(cmd, WAIT)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts the sandbox server on `host`, listening on every address, and waits until it listens.
+pub fn start_server(lab: &Lab, host: &str, port: u16) -> tcplab::proc::Proc {
+    let p = lab
+        .host(host)
+        .unwrap()
+        .spawn(tcp_server("0.0.0.0", port, &[]))
+        .unwrap();
+    p.wait_for_line("Listening on", WAIT).unwrap();
+    p
+}
+
+pub fn ping(target: &str) -> Command {
+    let mut cmd = Command::new("ping");
+    cmd.args(["-c", "1", "-W", "2", target]);
+    cmd
+}
+pub mod hygiene;
