@@ -31,8 +31,17 @@ fn hint(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// Replaces tcplab's tables in the current thread's namespace with `tables`, atomically.
-pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
+/// Whether the tables may already exist in the namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A namespace that holds none of the tables yet.
+    Fresh,
+    /// Tables that may exist: replaced atomically, established connections kept.
+    Replace,
+}
+
+/// Loads `tables` into the current thread's namespace in one atomic batch.
+pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<(), FirewallError> {
     let err = |source| FirewallError {
         what: what.to_string(),
         source,
@@ -40,7 +49,14 @@ pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
     if tables.is_empty() {
         return Ok(());
     }
-    let mut batch = Batch::new();
+    // The kernel takes a batch in one datagram only; nftnl splits it into pages sent one by
+    // one, so the page must hold the whole batch.
+    let messages: usize = tables
+        .iter()
+        .map(|t| 3 + t.chains.len() + t.chains.iter().map(|c| c.rules.len()).sum::<usize>())
+        .sum();
+    let page = (messages * MAX_MESSAGE_BYTES).max(MIN_PAGE_BYTES) as u32;
+    let mut batch = Batch::with_page_size(page);
     let names: Vec<(CString, ProtoFamily)> = tables
         .iter()
         .map(|t| (cstring(&t.name), family(t.family)))
@@ -51,8 +67,12 @@ pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
         .collect();
     // Add-then-delete makes the replacement work whether or not the table exists yet.
     for t in &nft_tables {
-        batch.add(t, MsgType::Add);
-        batch.add(t, MsgType::Del);
+        if mode == Mode::Replace {
+            // Add-then-delete empties the table whether or not it exists yet. Deleting costs
+            // the kernel a grace period (milliseconds), so a fresh namespace skips it.
+            batch.add(t, MsgType::Add);
+            batch.add(t, MsgType::Del);
+        }
         batch.add(t, MsgType::Add);
     }
     for (table, nft_table) in tables.iter().zip(&nft_tables) {
@@ -94,8 +114,28 @@ pub fn load(tables: &[Table], what: &str) -> Result<(), FirewallError> {
     send(&batch.finalize()).map_err(err)
 }
 
+/// More than the largest message tcplab writes (a rule with two address matches, ports and
+/// a verdict is under 600 bytes).
+const MAX_MESSAGE_BYTES: usize = 2048;
+const MIN_PAGE_BYTES: usize = 64 * 1024;
+
 fn send(batch: &nftnl::FinalizedBatch) -> std::io::Result<()> {
+    if batch.iter().count() != 1 {
+        return Err(std::io::Error::other(
+            "the nftables batch did not fit in one datagram (a tcplab bug: its size estimate is too small)",
+        ));
+    }
     let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
+    // Every message of the batch is acknowledged; with a hundred hosts the acks overflow the
+    // default receive buffer (ENOBUFS) before they are read.
+    set_buffer(&socket, libc::SO_RCVBUFFORCE, 16 << 20)?;
+    // And the batch goes as one datagram, which must fit the send buffer.
+    let size: usize = batch.iter().map(|page| page.len()).sum();
+    set_buffer(
+        &socket,
+        libc::SO_SNDBUFFORCE,
+        (size + MIN_PAGE_BYTES) as libc::c_int,
+    )?;
     socket.send_all(batch)?;
     let portid = socket.portid();
     let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
@@ -108,6 +148,29 @@ fn send(batch: &nftnl::FinalizedBatch) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn set_buffer(
+    socket: &mnl::Socket,
+    option: libc::c_int,
+    bytes: libc::c_int,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd and a c_int option value of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn cstring(s: &str) -> CString {

@@ -11,7 +11,7 @@ mod driver;
 mod ruleset;
 
 use crate::spec::{Action, HostChain, Placement, Resolved, ResolvedFirewall, ResolvedHost};
-pub use driver::{FirewallError, load};
+pub use driver::{FirewallError, Mode, load};
 pub use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Table, Verdict};
 
 /// The name of every table tcplab makes.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use futures::future::try_join_all;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{Host, LabError, preflight};
@@ -41,28 +41,40 @@ const IPV6_OFF: (&str, &str) = ("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1")
 
 pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabError> {
     preflight::check_privileges()?;
-    let fabric = Namespace::new()?;
+    // Namespaces are made in parallel (most of a build is the kernel setting them up), and
+    // each phase is submitted everywhere before any result is awaited.
+    let starting: Vec<_> = (0..=resolved.hosts.len())
+        .map(|_| Namespace::start())
+        .collect();
+    let mut starting = starting.into_iter();
+    let fabric = starting.next().expect("the fabric is first").finish()?;
     let guarded = resolved.hosts.iter().any(|h| h.guarded());
-    let fabric_ready = fabric.submit(move |_| {
+    let bridge = fabric.submit(move |state| {
         write_sysctls(&[IPV6_OFF])?;
         if guarded {
             preflight::check_br_netfilter()?;
             write_sysctls(&[("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")])?;
         }
-        Ok::<_, LabError>(())
+        create_bridge(state)
     });
-
-    let namespaces = resolved
+    let namespaces = starting
+        .map(|s| s.finish())
+        .collect::<Result<Vec<_>, _>>()?;
+    let prepared: Vec<_> = resolved
         .hosts
         .iter()
-        .map(|_| Namespace::new())
-        .collect::<Result<Vec<_>, _>>()?;
-    let pending: Vec<_> = namespaces
-        .iter()
-        .map(|ns| ns.submit(|_| write_sysctls(&[IPV6_OFF])))
+        .zip(&namespaces)
+        .map(|(h, ns)| {
+            let name = h.name.clone();
+            ns.submit(move |state| {
+                // Before eth0 exists, so that it is born without IPv6.
+                write_sysctls(&[IPV6_OFF])?;
+                set_up(state, &name, LO_INDEX, "lo")
+            })
+        })
         .collect();
-    fabric_ready.wait()??;
-    for p in pending {
+    bridge.wait()??;
+    for p in prepared {
         p.wait()??;
     }
 
@@ -73,37 +85,42 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
         .map(|(h, ns)| (h.name.clone(), ns.as_fd().as_raw_fd()))
         .collect();
     // The fds stay open: `namespaces` lives until the job has returned.
-    fabric.run(move |state| wire_fabric(state, &ports))??;
+    fabric.run(move |state| add_ports(state, &ports))??;
 
-    let pending: Vec<_> = resolved
-        .hosts
-        .iter()
-        .enumerate()
-        .zip(&namespaces)
-        .map(|((i, h), ns)| {
-            let address = h.address;
-            let prefix = resolved.subnet.prefix_len();
-            let table = firewall::host_table(resolved, i);
-            let name = h.name.clone();
-            ns.submit(move |state| {
-                configure_host(state, &name, address.into(), prefix)?;
-                if let Some(table) = table {
-                    firewall::load(&[table], &format!("firewall of host {name}"))?;
-                }
-                Ok::<_, LabError>(())
-            })
-        })
-        .collect();
     let tables = firewall::fabric_tables(resolved, |h| h.name.clone());
     let fabric_rules = fabric.submit(move |_| {
-        firewall::load(&tables, "security groups and firewalls of the fabric")?;
+        firewall::load(
+            &tables,
+            firewall::Mode::Fresh,
+            "security groups and firewalls of the fabric",
+        )?;
         if guarded {
             preflight::check_conntrack()?;
         }
         Ok::<_, LabError>(())
     });
-    for p in pending {
-        p.wait()??;
+    let configured: Vec<_> = resolved
+        .hosts
+        .iter()
+        .enumerate()
+        .zip(&namespaces)
+        .map(|((i, h), ns)| {
+            let address = IpAddr::from(h.address);
+            let prefix = resolved.subnet.prefix_len();
+            let table = firewall::host_table(resolved, i);
+            let name = h.name.clone();
+            ns.submit(move |state| {
+                configure_eth0(state, &name, address, prefix)?;
+                if let Some(table) = table {
+                    let what = format!("firewall of host {name}");
+                    firewall::load(&[table], firewall::Mode::Fresh, &what)?;
+                }
+                Ok::<_, LabError>(())
+            })
+        })
+        .collect();
+    for c in configured {
+        c.wait()??;
     }
     fabric_rules.wait()??;
 
@@ -120,36 +137,54 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
     Ok((fabric, hosts))
 }
 
-/// The bridge, and for each host a veth whose peer is created directly in the host's
+fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {
+    state.netlink().map_err(|source| LabError::Io {
+        what: format!("open {whose}'s netlink socket"),
+        source,
+    })
+}
+
+fn create_bridge(state: &mut WorkerState) -> Result<(), LabError> {
+    let handle = netlink(state, "the fabric")?;
+    let message = LinkBridge::new(BRIDGE)
+        .index(BRIDGE_INDEX)
+        .nf_call_iptables(true)
+        .up()
+        .build();
+    state
+        .runtime
+        .block_on(handle.link().add(message).execute())
+        .map_err(netlink_error(format!("create the bridge {BRIDGE}")))
+}
+
+fn set_up(state: &mut WorkerState, host: &str, index: u32, link: &str) -> Result<(), LabError> {
+    let handle = netlink(state, host)?;
+    let message = LinkUnspec::new_with_index(index).up().build();
+    state
+        .runtime
+        .block_on(handle.link().set(message).execute())
+        .map_err(netlink_error(format!("bring up {link} on host {host}")))
+}
+
+/// For each host, a veth on the bridge whose peer is created directly in the host's
 /// namespace as `eth0` (moving it afterwards costs tens of milliseconds per link).
-fn wire_fabric(state: &mut WorkerState, ports: &[(String, RawFd)]) -> Result<(), LabError> {
-    let handle = state.netlink().map_err(|e| LabError::Io {
-        what: "open the fabric's netlink socket".into(),
-        source: e,
-    })?;
+fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd)]) -> Result<(), LabError> {
+    let handle = netlink(state, "the fabric")?;
     state.runtime.block_on(async {
-        handle
-            .link()
-            .add(
-                LinkBridge::new(BRIDGE)
-                    .index(BRIDGE_INDEX)
-                    .nf_call_iptables(true)
-                    .up()
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(netlink_error(format!("create the bridge {BRIDGE}")))?;
         try_join_all(ports.iter().enumerate().map(|(i, (name, fd))| {
             let peer = LinkMessageBuilder::<LinkUnspec>::new()
                 .name("eth0".to_string())
                 .index(ETH0_INDEX)
                 .setns_by_fd(*fd)
+                .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .build();
             let message = LinkVeth::new(name, "eth0")
                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
                 .index(FIRST_PORT_INDEX + i as u32)
                 .controller(BRIDGE_INDEX)
+                .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .up()
                 .build();
             let handle = handle.clone();
@@ -168,30 +203,22 @@ fn wire_fabric(state: &mut WorkerState, ports: &[(String, RawFd)]) -> Result<(),
     })
 }
 
-fn configure_host(
+fn configure_eth0(
     state: &mut WorkerState,
     name: &str,
     address: IpAddr,
     prefix: u8,
 ) -> Result<(), LabError> {
-    let handle = state.netlink().map_err(|e| LabError::Io {
-        what: format!("open host {name}'s netlink socket"),
-        source: e,
-    })?;
+    let handle = netlink(state, name)?;
     state.runtime.block_on(async {
-        let lo = handle
-            .link()
-            .set(LinkUnspec::new_with_index(LO_INDEX).up().build())
-            .execute();
         // A veth peer created up in another namespace fails (ENOTCONN), so eth0 comes up here.
-        let eth0 = handle
+        let up = handle
             .link()
             .set(LinkUnspec::new_with_index(ETH0_INDEX).up().build())
             .execute();
         let addr = handle.address().add(ETH0_INDEX, address, prefix).execute();
-        let (lo, eth0, addr) = futures::join!(lo, eth0, addr);
-        lo.map_err(netlink_error(format!("bring up lo on host {name}")))?;
-        eth0.map_err(netlink_error(format!("bring up eth0 on host {name}")))?;
+        let (up, addr) = futures::join!(up, addr);
+        up.map_err(netlink_error(format!("bring up eth0 on host {name}")))?;
         addr.map_err(netlink_error(format!(
             "add {address}/{prefix} to eth0 on host {name}"
         )))

@@ -62,7 +62,16 @@ pub struct Namespace {
 impl Namespace {
     /// Creates a new, empty, anonymous namespace (only `lo`, down).
     pub fn new() -> Result<Namespace, NetnsError> {
-        let (worker, fd) = worker::Worker::start()?;
+        Namespace::start().finish()
+    }
+
+    /// Starts making a namespace; [`Starting::finish`] waits for it. Starting several before
+    /// finishing any makes them in parallel.
+    pub fn start() -> Starting {
+        Starting(worker::Worker::start())
+    }
+
+    fn from_worker(worker: worker::Worker, fd: OwnedFd) -> Result<Namespace, NetnsError> {
         let inode = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map(|m| m.ino())
             .map_err(NetnsError::Create)?;
@@ -165,6 +174,16 @@ impl Namespace {
             pin::unpin(&path)?;
         }
         Ok(())
+    }
+}
+
+/// A namespace being made on its new thread.
+pub struct Starting(Result<worker::Starting, NetnsError>);
+
+impl Starting {
+    pub fn finish(self) -> Result<Namespace, NetnsError> {
+        let (worker, fd) = self.0?.finish()?;
+        Namespace::from_worker(worker, fd)
     }
 }
 

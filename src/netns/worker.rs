@@ -50,8 +50,8 @@ impl<T> Pending<T> {
 }
 
 impl Worker {
-    /// Starts a thread, moves it into a new network namespace, and returns the namespace's fd.
-    pub(super) fn start() -> Result<(Worker, OwnedFd), NetnsError> {
+    /// Starts a thread that moves into a new network namespace; `finish` waits for its fd.
+    pub(super) fn start() -> Result<Starting, NetnsError> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<OwnedFd, std::io::Error>>();
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
@@ -86,21 +86,13 @@ impl Worker {
                 }
             })
             .map_err(NetnsError::Thread)?;
-        let fd = match ready_rx.recv() {
-            Ok(Ok(fd)) => fd,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(NetnsError::Create(e));
-            }
-            Err(_) => return Err(NetnsError::WorkerGone),
-        };
-        Ok((
-            Worker {
+        Ok(Starting {
+            worker: Worker {
                 jobs: Some(jobs_tx),
                 thread: Some(thread),
             },
-            fd,
-        ))
+            ready: ready_rx,
+        })
     }
 
     pub(super) fn submit<T: Send + 'static>(
@@ -117,6 +109,22 @@ impl Worker {
             let _ = jobs.send(job);
         }
         Pending(rx)
+    }
+}
+
+pub(super) struct Starting {
+    worker: Worker,
+    ready: mpsc::Receiver<Result<OwnedFd, std::io::Error>>,
+}
+
+impl Starting {
+    pub(super) fn finish(self) -> Result<(Worker, OwnedFd), NetnsError> {
+        match self.ready.recv() {
+            Ok(Ok(fd)) => Ok((self.worker, fd)),
+            // Dropping the worker joins its thread, which has ended.
+            Ok(Err(e)) => Err(NetnsError::Create(e)),
+            Err(_) => Err(NetnsError::WorkerGone),
+        }
     }
 }
 

@@ -1,0 +1,201 @@
+//! Builds and tears down labs many times with tcplab, and the same labs with a script of `ip`
+//! and `nft` commands (one process per step, veth peers created directly in the host
+//! namespaces, the very same nftables rules), and prints medians and the ratio.
+//!
+//! Run as root: `cargo xtask bench` (or `cargo bench --bench lab`). Optional arguments:
+//! `--rounds N` multiplies the default number of rounds.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tcplab::firewall;
+use tcplab::lab::{BRIDGE, Lab, check_privileges};
+use tcplab::spec::{HostSpec, Resolved, Topology};
+
+fn main() {
+    if let Err(e) = check_privileges() {
+        eprintln!("bench: {e}");
+        std::process::exit(2);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let scale: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let article = Topology::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/topologies/article.toml"
+    ))
+    .expect("article.toml")
+    .0;
+    let hundred = hundred_clients(&article);
+    println!("tcplab lab benchmark: build + teardown, median of N rounds");
+    println!(
+        "{:<28} {:>7} {:>12} {:>7} {:>12} {:>8}",
+        "topology", "rounds", "tcplab", "rounds", "ip+nft", "ratio"
+    );
+    for (name, topo, ours, theirs) in [
+        ("article (4 hosts)", &article, 50 * scale, 10 * scale),
+        ("100 clients + server", &hundred, 10 * scale, 3 * scale),
+    ] {
+        let resolved = topo.resolve().expect("valid topology");
+        let ours_median = median((0..ours).map(|_| time_tcplab(&resolved)).collect());
+        let theirs_median = median((0..theirs).map(|_| time_script(&resolved)).collect());
+        println!(
+            "{:<28} {:>7} {:>9.1} ms {:>7} {:>9.1} ms {:>7.1}x",
+            name,
+            ours,
+            ms(ours_median),
+            theirs,
+            ms(theirs_median),
+            theirs_median.as_secs_f64() / ours_median.as_secs_f64()
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The article's groups, with one server and 100 clients on a /24.
+fn hundred_clients(article: &Topology) -> Topology {
+    let mut topo = Topology::new(article.subnet);
+    topo.security_groups = article.security_groups.clone();
+    topo = topo.host(
+        HostSpec::new("server")
+            .address(Ipv4Addr::new(10, 0, 0, 58))
+            .group("server-sg"),
+    );
+    for i in 1..=100 {
+        topo = topo.host(HostSpec::new(format!("client-{i}")).group("client-sg"));
+    }
+    topo
+}
+
+fn time_tcplab(resolved: &Resolved) -> Duration {
+    let started = Instant::now();
+    let lab = Lab::from_resolved(resolved.clone()).unwrap_or_else(|e| panic!("{e}"));
+    drop(lab);
+    started.elapsed()
+}
+
+/// The same lab built with one `ip`/`nft` process per step, the way a shell script does.
+fn time_script(resolved: &Resolved) -> Duration {
+    let prefix = format!("tcplab-bench-{}", std::process::id());
+    let fabric = format!("{prefix}-fabric");
+    let host_ns = |name: &str| format!("{prefix}-{name}");
+    let mut steps: Vec<Vec<String>> = Vec::new();
+    let mut step = |args: &[&str]| steps.push(args.iter().map(|s| s.to_string()).collect());
+    step(&["ip", "netns", "add", &fabric]);
+    step(&[
+        "ip",
+        "netns",
+        "exec",
+        &fabric,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    step(&[
+        "ip",
+        "netns",
+        "exec",
+        &fabric,
+        "sysctl",
+        "-qw",
+        "net.bridge.bridge-nf-call-iptables=1",
+    ]);
+    step(&["ip", "-n", &fabric, "link", "add", BRIDGE, "type", "bridge"]);
+    step(&["ip", "-n", &fabric, "link", "set", BRIDGE, "up"]);
+    let prefix_len = resolved.subnet.prefix_len();
+    for h in &resolved.hosts {
+        let ns = host_ns(&h.name);
+        let cidr = format!("{}/{prefix_len}", h.address);
+        step(&["ip", "netns", "add", &ns]);
+        step(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+        ]);
+        step(&[
+            "ip", "-n", &fabric, "link", "add", &h.name, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        step(&[
+            "ip", "-n", &fabric, "link", "set", &h.name, "master", BRIDGE, "up",
+        ]);
+        step(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        step(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        step(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
+    }
+    let rules: String = firewall::fabric_tables(resolved, |h| h.name.clone())
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let mut teardown: Vec<Vec<String>> = resolved
+        .hosts
+        .iter()
+        .map(|h| vec!["ip".into(), "netns".into(), "del".into(), host_ns(&h.name)])
+        .collect();
+    teardown.push(vec![
+        "ip".into(),
+        "netns".into(),
+        "del".into(),
+        fabric.clone(),
+    ]);
+
+    let started = Instant::now();
+    let built = steps.iter().try_for_each(|s| run(s, None)).and_then(|()| {
+        run(
+            &["ip", "netns", "exec", &fabric, "nft", "-f", "-"].map(String::from),
+            Some(&rules),
+        )
+    });
+    // Teardown runs even when a step failed, so the benchmark leaves nothing behind.
+    let removed: Vec<_> = teardown.iter().map(|s| run(s, None)).collect();
+    let elapsed = started.elapsed();
+    built.unwrap_or_else(|e| panic!("baseline script failed: {e}"));
+    for r in removed {
+        r.unwrap_or_else(|e| panic!("baseline teardown failed: {e}"));
+    }
+    elapsed
+}
+
+fn run(args: &[String], stdin: Option<&str>) -> Result<(), String> {
+    use std::io::Write;
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("{args:?}: {e}"))?;
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
