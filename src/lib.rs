@@ -2,12 +2,15 @@
 //! unreachable hosts...) on one Linux machine, and checks them on the wire.
 
 pub mod apps;
+pub mod capture;
 pub mod error_class;
+pub mod expect;
 pub mod firewall;
 pub mod lab;
 pub mod netns;
 pub mod proc;
 pub mod spec;
+pub mod trace;
 pub mod wire;
 
 pub use error_class::ErrorClass;

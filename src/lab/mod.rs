@@ -4,18 +4,21 @@
 
 mod build;
 mod preflight;
+mod recording;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::capture::CaptureError;
 use crate::firewall::FirewallError;
 use crate::netns::{Namespace, NetnsError};
 use crate::proc::{Outcome, Proc, ProcError};
 use crate::spec::{Resolved, SpecError, Topology, ValidationError};
 pub use build::BRIDGE;
 pub use preflight::check_privileges;
+pub use recording::Recording;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -58,6 +61,8 @@ pub enum LabError {
     NoSuchHost { name: String, known: String },
     #[error(transparent)]
     Proc(#[from] ProcError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 /// A host: a namespace with `lo` and `eth0` on the subnet.

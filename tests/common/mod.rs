@@ -89,4 +89,5 @@ pub fn ping(target: &str) -> Command {
     cmd.args(["-c", "1", "-W", "2", target]);
     cmd
 }
+pub mod artifacts;
 pub mod hygiene;

@@ -20,6 +20,11 @@ const PACKAGES: &[(&str, &str)] = &[
         "`nft`, for the benchmark's baseline and leak checks",
     ),
     ("iputils-ping", "`ping` inside lab hosts"),
+    ("tcpdump", "reading tcplab's pcaps back in the tests"),
+    (
+        "tshark",
+        "Wireshark's own TCP analysis of tcplab's pcaps in the tests",
+    ),
 ];
 
 const USAGE: &str = "usage: cargo xtask <task>

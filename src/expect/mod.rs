@@ -1,0 +1,486 @@
+//! Expectations about what the wire and the programs showed, evaluated on traces and
+//! outcomes. A failure names the expectation, says what was expected and what was seen (with
+//! times), and shows the packets of every capture that concern it and where the pcaps are.
+
+mod schedule;
+
+use std::fmt::{self, Write};
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use crate::apps::fmt_secs;
+use crate::error_class::ErrorClass;
+use crate::proc::Outcome;
+use crate::trace::{Flow, Kind, Side, Trace};
+pub use schedule::{ExpectedSyn, SynSchedule, Tolerance};
+
+/// Something that must be true of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expectation {
+    /// On `host`'s capture, the SYNs of the (single) flow to `server` follow `schedule`: the
+    /// original and its retransmissions, same ISN and four-tuple, each on time.
+    SynSchedule {
+        host: String,
+        server: SocketAddrV4,
+        schedule: SynSchedule,
+        tolerance: Tolerance,
+    },
+    /// `host`'s capture holds no packet of any flow to `server`.
+    NoFlow { host: String, server: SocketAddrV4 },
+    /// `host`'s capture holds no IP packet at all (ARP aside).
+    NoIpPackets { host: String },
+    /// On `host`'s capture, a flow to `server` completed its three-way handshake.
+    Handshake { host: String, server: SocketAddrV4 },
+    /// On `host`'s capture, a flow to `server` was reset by `by`.
+    ResetBy {
+        host: String,
+        server: SocketAddrV4,
+        by: Side,
+    },
+    /// On `host`'s capture, nothing answered the SYNs to `server`: no SYN-ACK, RST or ICMP.
+    NoAnswer { host: String, server: SocketAddrV4 },
+    /// On `host`'s capture, an ICMP error of this type and code quotes a flow to `server`.
+    IcmpError {
+        host: String,
+        server: SocketAddrV4,
+        icmp_type: u8,
+        code: u8,
+    },
+    /// `text` is in the client's payload to `server` on every one of `hosts`, in flows with
+    /// the same four-tuple.
+    Payload {
+        text: String,
+        server: SocketAddrV4,
+        hosts: Vec<String>,
+    },
+    /// The program named `program` ended with class `class`.
+    Class { program: String, class: ErrorClass },
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::SynSchedule { host, server, .. } => {
+                write!(
+                    f,
+                    "{host}: SYNs to {server} follow the retransmission schedule"
+                )
+            }
+            Expectation::NoFlow { host, server } => {
+                write!(f, "{host}: no packet of a connection to {server}")
+            }
+            Expectation::NoIpPackets { host } => write!(f, "{host}: no IP packet at all"),
+            Expectation::Handshake { host, server } => {
+                write!(f, "{host}: three-way handshake with {server}")
+            }
+            Expectation::ResetBy { host, server, by } => {
+                let who = match by {
+                    Side::Client => "the client",
+                    Side::Server => "the server",
+                };
+                write!(f, "{host}: connection to {server} reset by {who}")
+            }
+            Expectation::NoAnswer { host, server } => {
+                write!(
+                    f,
+                    "{host}: no SYN-ACK, RST or ICMP error for SYNs to {server}"
+                )
+            }
+            Expectation::IcmpError {
+                host,
+                server,
+                icmp_type,
+                code,
+            } => write!(
+                f,
+                "{host}: ICMP type {icmp_type} code {code} about a connection to {server}"
+            ),
+            Expectation::Payload {
+                text,
+                server,
+                hosts,
+            } => write!(
+                f,
+                "\"{text}\" sent to {server}, seen on {} with the same four-tuple",
+                hosts.join(" and ")
+            ),
+            Expectation::Class { program, class } => write!(f, "{program} ended with {class}"),
+        }
+    }
+}
+
+/// What a run left to check: one trace per capture, the programs' outcomes, and the time all
+/// reports count from (since the Unix epoch).
+pub struct Evidence<'a> {
+    pub traces: &'a [Trace],
+    pub outcomes: &'a [(String, Outcome)],
+    pub origin: Duration,
+}
+
+/// One expectation's result.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub expectation: String,
+    pub held: bool,
+    /// What was seen, in a sentence or a few lines.
+    pub detail: String,
+    /// Servers whose flows to show when the check failed.
+    servers: Vec<SocketAddrV4>,
+}
+
+/// All checks of a run.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub checks: Vec<Check>,
+    report: String,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.held)
+    }
+
+    /// Panics with the full report unless every check held.
+    #[track_caller]
+    pub fn assert(&self) {
+        if !self.passed() {
+            panic!("{self}");
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report)
+    }
+}
+
+/// Evaluates `expectations`, plus one check per capture that it dropped nothing.
+pub fn evaluate(expectations: &[Expectation], evidence: &Evidence) -> Verdict {
+    let mut checks: Vec<Check> = evidence
+        .traces
+        .iter()
+        .map(|t| Check {
+            expectation: format!("{}: capture on {} dropped no packet", t.host, t.interface),
+            held: t.drops == 0,
+            detail: format!("the kernel dropped {} frame(s)", t.drops),
+            servers: Vec::new(),
+        })
+        .collect();
+    checks.extend(expectations.iter().map(|e| check(e, evidence)));
+    let report = render(&checks, evidence);
+    Verdict { checks, report }
+}
+
+fn trace<'a>(evidence: &'a Evidence, host: &str) -> Result<&'a Trace, String> {
+    evidence
+        .traces
+        .iter()
+        .find(|t| t.host == host)
+        .ok_or_else(|| format!("no capture of host {host}"))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn check(e: &Expectation, ev: &Evidence) -> Check {
+    let (held, detail, servers) = match evaluate_one(e, ev) {
+        Ok((held, detail)) => (held, detail, servers_of(e)),
+        Err(detail) => (false, detail, servers_of(e)),
+    };
+    Check {
+        expectation: e.to_string(),
+        held,
+        detail,
+        servers,
+    }
+}
+
+fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
+    match e {
+        Expectation::SynSchedule { server, .. }
+        | Expectation::NoFlow { server, .. }
+        | Expectation::Handshake { server, .. }
+        | Expectation::ResetBy { server, .. }
+        | Expectation::NoAnswer { server, .. }
+        | Expectation::IcmpError { server, .. }
+        | Expectation::Payload { server, .. } => vec![*server],
+        Expectation::NoIpPackets { .. } | Expectation::Class { .. } => Vec::new(),
+    }
+}
+
+fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String> {
+    Ok(match e {
+        Expectation::SynSchedule {
+            host,
+            server,
+            schedule,
+            tolerance,
+        } => {
+            let t = trace(ev, host)?;
+            let flows: Vec<&Flow> = t.flows_to(*server).filter(|f| !f.syns.is_empty()).collect();
+            match flows.as_slice() {
+                [flow] => syn_schedule(t, flow, schedule, *tolerance),
+                [] => (false, format!("no SYN to {server} on {host}")),
+                many => (
+                    false,
+                    format!(
+                        "{} connections to {server} on {host}; expected one",
+                        many.len()
+                    ),
+                ),
+            }
+        }
+        Expectation::NoFlow { host, server } => {
+            let t = trace(ev, host)?;
+            let n: usize = t.flows_to(*server).map(|f| f.packets.len()).sum();
+            (n == 0, format!("{n} packet(s) of connections to {server}"))
+        }
+        Expectation::NoIpPackets { host } => {
+            let t = trace(ev, host)?;
+            let n = t.ip_packets().count();
+            (n == 0, format!("{n} IP packet(s)"))
+        }
+        Expectation::Handshake { host, server } => {
+            let t = trace(ev, host)?;
+            let done = t.flows_to(*server).any(|f| f.handshake_completed(t));
+            (
+                done,
+                if done {
+                    "SYN, SYN-ACK, ACK seen".into()
+                } else {
+                    "no complete handshake".into()
+                },
+            )
+        }
+        Expectation::ResetBy { host, server, by } => {
+            let t = trace(ev, host)?;
+            let resets: Vec<Side> = t
+                .flows_to(*server)
+                .flat_map(|f| f.resets.iter().map(|(_, s)| *s))
+                .collect();
+            (
+                resets.contains(by),
+                format!("resets seen from: {:?}", resets),
+            )
+        }
+        Expectation::NoAnswer { host, server } => {
+            let t = trace(ev, host)?;
+            let flows: Vec<&Flow> = t.flows_to(*server).collect();
+            let syns: usize = flows.iter().map(|f| f.syns.len()).sum();
+            let answers: usize = flows
+                .iter()
+                .map(|f| {
+                    f.syn_acks.len()
+                        + f.resets.iter().filter(|(_, s)| *s == Side::Server).count()
+                        + f.icmp_errors.len()
+                })
+                .sum();
+            (
+                syns > 0 && answers == 0,
+                format!("{syns} SYN(s), {answers} answer(s)"),
+            )
+        }
+        Expectation::IcmpError {
+            host,
+            server,
+            icmp_type,
+            code,
+        } => {
+            let t = trace(ev, host)?;
+            let seen: Vec<(u8, u8)> = t
+                .flows_to(*server)
+                .flat_map(|f| f.icmp_errors.iter())
+                .filter_map(|&i| match &t.packets[i].kind {
+                    Kind::Icmp(icmp) => Some((icmp.icmp_type, icmp.code)),
+                    _ => None,
+                })
+                .collect();
+            (
+                seen.contains(&(*icmp_type, *code)),
+                format!("ICMP errors seen (type, code): {seen:?}"),
+            )
+        }
+        Expectation::Payload {
+            text,
+            server,
+            hosts,
+        } => {
+            let mut tuples = Vec::new();
+            for host in hosts {
+                let t = trace(ev, host)?;
+                let found: Vec<_> = t
+                    .flows_to(*server)
+                    .filter(|f| contains(&f.client_payload, text.as_bytes()))
+                    .map(|f| f.key)
+                    .collect();
+                if found.is_empty() {
+                    return Ok((
+                        false,
+                        format!("not in any connection to {server} on {host}"),
+                    ));
+                }
+                tuples.push((host.clone(), found));
+            }
+            let first = &tuples[0].1;
+            let common = first
+                .iter()
+                .find(|k| tuples.iter().all(|(_, ks)| ks.contains(k)));
+            match common {
+                Some(k) => (
+                    true,
+                    format!("in {}:{} > {}", k.client.ip(), k.client.port(), k.server),
+                ),
+                None => (false, format!("seen in different four-tuples: {tuples:?}")),
+            }
+        }
+        Expectation::Class { program, class } => {
+            let outcome = ev
+                .outcomes
+                .iter()
+                .find(|(name, _)| name == program)
+                .map(|(_, o)| o)
+                .ok_or_else(|| format!("no program named {program} ran"))?;
+            let got = outcome.class();
+            let err = outcome.stderr().last().unwrap_or("").to_string();
+            (
+                got == Some(*class),
+                match got {
+                    Some(c) => format!(
+                        "ended with {c} after {}{}",
+                        secs(outcome.duration),
+                        if err.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {err}")
+                        }
+                    ),
+                    None => format!(
+                        "ended with {} after {}",
+                        outcome.status,
+                        secs(outcome.duration)
+                    ),
+                },
+            )
+        }
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn syn_schedule(t: &Trace, flow: &Flow, schedule: &SynSchedule, tol: Tolerance) -> (bool, String) {
+    let first = t.packets[flow.syns[0]].at;
+    let isn = |i: usize| match &t.packets[i].kind {
+        Kind::Tcp(tcp) => tcp.seq,
+        _ => 0,
+    };
+    let seen: Vec<Duration> = flow.syns.iter().map(|&i| t.packets[i].at - first).collect();
+    let expected = schedule.send_times(tol);
+    let mut problems = Vec::new();
+    if let Some(&other) = flow.syns.iter().find(|&&i| isn(i) != isn(flow.syns[0])) {
+        problems.push(format!(
+            "SYN at {} has ISN {} where the first had {}: not a retransmission",
+            secs(t.packets[other].at - first),
+            isn(other),
+            isn(flow.syns[0])
+        ));
+    }
+    for (n, exp) in expected.iter().enumerate() {
+        match seen.get(n) {
+            Some(&s) if !tol.allows(exp.at, s) => problems.push(format!(
+                "expected SYN #{} at {} (±{}), saw it at {}",
+                n + 1,
+                secs(exp.at),
+                secs(tol.margin(exp.at)),
+                secs(s)
+            )),
+            None if exp.required => problems.push(format!(
+                "expected SYN #{} at {}, saw none",
+                n + 1,
+                secs(exp.at)
+            )),
+            _ => {}
+        }
+    }
+    for (n, s) in seen.iter().enumerate().skip(expected.len()) {
+        problems.push(format!(
+            "saw SYN #{} at {}, expected none after {} (the attempt ends at {})",
+            n + 1,
+            secs(*s),
+            secs(expected.last().map_or(Duration::ZERO, |e| e.at)),
+            secs(schedule.ends_at())
+        ));
+    }
+    let expected_text: Vec<String> = expected
+        .iter()
+        .map(|e| {
+            format!(
+                "{}{}",
+                fmt_secs(e.at.as_secs_f64()),
+                if e.required { "" } else { "?" }
+            )
+        })
+        .collect();
+    let seen_text: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{:.3}", s.as_secs_f64()))
+        .collect();
+    let summary = format!(
+        "expected SYNs at [{}] s, saw [{}] s",
+        expected_text.join(", "),
+        seen_text.join(", ")
+    );
+    if problems.is_empty() {
+        (true, summary)
+    } else {
+        (false, format!("{}; {summary}", problems.join("; ")))
+    }
+}
+
+fn render(checks: &[Check], ev: &Evidence) -> String {
+    let mut s = String::new();
+    for c in checks {
+        let mark = if c.held { "ok  " } else { "FAIL" };
+        let _ = writeln!(s, "{mark} {}: {}", c.expectation, c.detail);
+    }
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.held).collect();
+    if failed.is_empty() {
+        return s;
+    }
+    let mut servers: Vec<SocketAddrV4> = failed.iter().flat_map(|c| c.servers.clone()).collect();
+    servers.dedup();
+    for t in ev.traces {
+        let lines: Vec<String> = t
+            .packets
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                servers.is_empty()
+                    || matches!(&p.kind, Kind::Arp(_))
+                    || t.flows()
+                        .iter()
+                        .any(|f| servers.contains(&f.key.server) && f.packets.contains(i))
+            })
+            .map(|(i, _)| format!("  {}", t.line(i, ev.origin)))
+            .collect();
+        let where_ = t
+            .pcap
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default();
+        let _ = writeln!(s, "capture of {} on {}{where_}:", t.host, t.interface);
+        if lines.is_empty() {
+            let _ = writeln!(s, "  (no packets)");
+        }
+        for l in lines {
+            let _ = writeln!(s, "{l}");
+        }
+    }
+    for (name, o) in ev.outcomes {
+        let _ = writeln!(s, "output of {name} ({}):\n{}", o.status, o.transcript());
+    }
+    s
+}

@@ -1,0 +1,82 @@
+//! Captures of every host of a lab, started together before the first packet and stopped
+//! together after the last, turned into traces and pcaps.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Host, Lab, LabError};
+use crate::capture::{Capture, CaptureError, Captures};
+use crate::expect::SynSchedule;
+use crate::trace::Trace;
+
+/// Running captures of a lab's hosts.
+pub struct Recording {
+    captures: Captures,
+    origin: Duration,
+}
+
+impl Lab {
+    /// Starts capturing `eth0` of every host; every packet from the moment this returns is
+    /// kept.
+    pub fn start_captures(&self) -> Result<Recording, LabError> {
+        let origin = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut captures = Captures::new();
+        for h in self.hosts() {
+            captures.add(Capture::start(h.ns(), h.name(), "eth0")?);
+        }
+        Ok(Recording { captures, origin })
+    }
+}
+
+impl Recording {
+    /// When the captures started (since the Unix epoch): the zero of reports.
+    pub fn origin(&self) -> Duration {
+        self.origin
+    }
+
+    /// Stops every capture, after taking every frame the kernel holds; writes
+    /// `<dir>/<host>.pcap` for each when `dir` is given.
+    pub fn stop(self, dir: Option<&Path>) -> Result<Vec<Trace>, LabError> {
+        let captured = self.captures.stop()?;
+        captured
+            .iter()
+            .map(|c| {
+                let mut trace = Trace::new(c);
+                if let Some(dir) = dir {
+                    let path = dir.join(format!("{}.pcap", c.host));
+                    c.write_pcap(&path)?;
+                    trace.pcap = Some(path);
+                }
+                Ok::<_, CaptureError>(trace)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(LabError::from)
+    }
+}
+
+impl Host {
+    /// The SYN schedule of a client on this host, from its own sysctls and the application's
+    /// connect timeout.
+    pub fn syn_schedule(&self, app_timeout: Option<Duration>) -> Result<SynSchedule, LabError> {
+        let linear = match self.sysctl("net.ipv4.tcp_syn_linear_timeouts") {
+            Ok(v) => Some(parse_sysctl("net.ipv4.tcp_syn_linear_timeouts", &v)?),
+            // Kernels before 6.7 double the interval from the first retransmission.
+            Err(_) => None,
+        };
+        let retries = self.sysctl("net.ipv4.tcp_syn_retries")?;
+        Ok(SynSchedule {
+            linear_timeouts: linear,
+            syn_retries: parse_sysctl("net.ipv4.tcp_syn_retries", &retries)?,
+            app_timeout,
+        })
+    }
+}
+
+fn parse_sysctl(key: &str, value: &str) -> Result<u32, LabError> {
+    value.trim().parse().map_err(|_| LabError::Io {
+        what: format!("read {key}"),
+        source: std::io::Error::other(format!("`{value}` is not a number")),
+    })
+}
