@@ -454,3 +454,50 @@ fn a_late_syn_fails_with_expected_and_observed_times() {
         "the report names the pcaps:\n{report}"
     );
 }
+
+#[test]
+fn stopping_right_after_the_last_packet_loses_nothing() {
+    let Some(lab) = article_lab() else { return };
+    let artifacts = Artifacts::new("tail");
+    let _srv = start_server(&lab, "server", 1234);
+    // The captures stop as soon as the client has exited: its last message, the answer and
+    // its FIN must all be in both captures.
+    let (traces, outcomes, origin) = record(
+        &lab,
+        &artifacts,
+        vec![(
+            "client",
+            "client-1",
+            tcp_client("10.0.0.58", 1234, &["-n", "Alice", "-c", "50"]),
+        )],
+    );
+    verdict(
+        &[
+            Expectation::Class {
+                program: "client".into(),
+                class: ErrorClass::Ok,
+            },
+            Expectation::Payload {
+                text: "Message #50 from client Alice".into(),
+                server: server(1234),
+                hosts: vec!["client-1".into(), "server".into()],
+            },
+        ],
+        &traces,
+        &outcomes,
+        origin,
+    )
+    .assert();
+    for host in ["client-1", "server"] {
+        let t = trace(&traces, host);
+        let flow = t.flows_to(server(1234)).next().unwrap();
+        assert!(
+            flow.fins.iter().any(|(_, side)| *side == Side::Client),
+            "{host}: the client's FIN is missing"
+        );
+        let answers = String::from_utf8_lossy(&flow.server_payload)
+            .matches("Response to message")
+            .count();
+        assert_eq!(answers, 50, "{host}: all 50 answers captured");
+    }
+}

@@ -9,7 +9,7 @@ use super::Direction;
 /// Large enough for veth's GSO frames (up to about 64 KiB) with room to spare.
 pub const SNAP_LEN: usize = 262_144;
 /// The kernel's queue for frames not yet read; a bulk transfer needs a deep one.
-const RECEIVE_BUFFER: libc::c_int = 256 << 20;
+const RECEIVE_BUFFER: libc::c_int = 1 << 30;
 
 fn last_error() -> std::io::Error {
     std::io::Error::last_os_error()

@@ -33,6 +33,8 @@ tasks:
   test      install missing packages, then run every test (as root: the lab tests need it)
   lint      cargo fmt --check and cargo clippy --all-targets -- -D warnings
   bench     install missing packages, then run the lab benchmark (root)
+  bench-capture
+            install missing packages, then run the capture fidelity benchmark (root)
   deps      install missing packages only";
 
 fn main() -> ExitCode {
@@ -57,6 +59,8 @@ fn main() -> ExitCode {
         Some("bench") => {
             ensure_packages().and_then(|()| cargo(&["bench", "--bench", "lab"], &args[1..]))
         }
+        Some("bench-capture") => ensure_packages()
+            .and_then(|()| cargo(&["bench", "--bench", "capture", "--"], &args[1..])),
         Some("deps") => ensure_packages(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
