@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod lab;
 pub mod netns;
 pub mod proc;
+pub mod scenario;
 pub mod spec;
 pub mod trace;
 pub mod wire;

@@ -121,7 +121,8 @@ pub async fn resolve(address: &str, port: u16) -> Result<SocketAddr, AppError> {
         .ok_or_else(|| unresolved("no address found".to_string()))
 }
 
-async fn connect(target: SocketAddr, timeout_sec: f64) -> Result<TcpStream, AppError> {
+/// Connects with the application's own timeout, classifying every failure.
+pub async fn connect(target: SocketAddr, timeout_sec: f64) -> Result<TcpStream, AppError> {
     let started = Instant::now();
     let attempt = tokio::time::timeout(
         Duration::from_secs_f64(timeout_sec),

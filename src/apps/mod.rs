@@ -3,7 +3,9 @@
 
 pub mod args;
 pub mod client;
+pub mod consumer;
 pub mod palette;
+pub mod producer;
 pub mod server;
 
 use std::fmt;

@@ -134,6 +134,12 @@ async fn work(n: usize, mut stream: TcpStream, peer: SocketAddr, delay: Duration
             }
             Ok(Some(msg)) => {
                 if !delay.is_zero() {
+                    // Says the message arrived: the harness and a person watching can tell a
+                    // slow answer from a lost message.
+                    say(format!(
+                        "Message received, answering in {} s",
+                        fmt_secs(delay.as_secs_f64())
+                    ));
                     tokio::time::sleep(delay).await;
                 }
                 let answer = Message::text(format!("Response to message: {}", msg.payload));

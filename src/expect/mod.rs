@@ -5,7 +5,7 @@
 mod schedule;
 
 use std::fmt::{self, Write};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::apps::fmt_secs;
@@ -55,6 +55,15 @@ pub enum Expectation {
     },
     /// The program named `program` ended with class `class`.
     Class { program: String, class: ErrorClass },
+    /// The program named `program` exited with `code` (for tools that are not tcplab's).
+    Exit { program: String, code: i32 },
+    /// The program named `program` printed a line containing `line`.
+    Output { program: String, line: String },
+    /// On `host`'s capture, the server side of a flow to `server` advertised a zero window
+    /// and the client kept probing it.
+    ZeroWindow { host: String, server: SocketAddrV4 },
+    /// On `host`'s capture, ARP asked for `target` and nobody answered.
+    UnansweredArp { host: String, target: Ipv4Addr },
 }
 
 impl fmt::Display for Expectation {
@@ -105,6 +114,15 @@ impl fmt::Display for Expectation {
                 hosts.join(" and ")
             ),
             Expectation::Class { program, class } => write!(f, "{program} ended with {class}"),
+            Expectation::Exit { program, code } => write!(f, "{program} exited with {code}"),
+            Expectation::Output { program, line } => write!(f, "{program} printed \"{line}\""),
+            Expectation::ZeroWindow { host, server } => write!(
+                f,
+                "{host}: {server} advertised a zero window and the client probed it"
+            ),
+            Expectation::UnansweredArp { host, target } => {
+                write!(f, "{host}: ARP asked for {target}, nobody answered")
+            }
         }
     }
 }
@@ -155,18 +173,36 @@ impl fmt::Display for Verdict {
     }
 }
 
+impl Check {
+    /// A check that failed before any expectation could be evaluated (e.g. a scenario step).
+    pub fn failed(what: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            expectation: what.into(),
+            held: false,
+            detail: detail.into(),
+            servers: Vec::new(),
+        }
+    }
+}
+
 /// Evaluates `expectations`, plus one check per capture that it dropped nothing.
 pub fn evaluate(expectations: &[Expectation], evidence: &Evidence) -> Verdict {
-    let mut checks: Vec<Check> = evidence
-        .traces
-        .iter()
-        .map(|t| Check {
-            expectation: format!("{}: capture on {} dropped no packet", t.host, t.interface),
-            held: t.drops == 0,
-            detail: format!("the kernel dropped {} frame(s)", t.drops),
-            servers: Vec::new(),
-        })
-        .collect();
+    evaluate_after(Vec::new(), expectations, evidence)
+}
+
+/// Like [`evaluate`], with checks already made (they come first in the report).
+pub fn evaluate_after(
+    prior: Vec<Check>,
+    expectations: &[Expectation],
+    evidence: &Evidence,
+) -> Verdict {
+    let mut checks = prior;
+    checks.extend(evidence.traces.iter().map(|t| Check {
+        expectation: format!("{}: capture on {} dropped no packet", t.host, t.interface),
+        held: t.drops == 0,
+        detail: format!("the kernel dropped {} frame(s)", t.drops),
+        servers: Vec::new(),
+    }));
     checks.extend(expectations.iter().map(|e| check(e, evidence)));
     let report = render(&checks, evidence);
     Verdict { checks, report }
@@ -205,8 +241,13 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::ResetBy { server, .. }
         | Expectation::NoAnswer { server, .. }
         | Expectation::IcmpError { server, .. }
-        | Expectation::Payload { server, .. } => vec![*server],
-        Expectation::NoIpPackets { .. } | Expectation::Class { .. } => Vec::new(),
+        | Expectation::Payload { server, .. }
+        | Expectation::ZeroWindow { server, .. } => vec![*server],
+        Expectation::NoIpPackets { .. }
+        | Expectation::Class { .. }
+        | Expectation::Exit { .. }
+        | Expectation::Output { .. }
+        | Expectation::UnansweredArp { .. } => Vec::new(),
     }
 }
 
@@ -335,13 +376,69 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 None => (false, format!("seen in different four-tuples: {tuples:?}")),
             }
         }
-        Expectation::Class { program, class } => {
-            let outcome = ev
-                .outcomes
+        Expectation::Exit { program, code } => {
+            let outcome = outcome(ev, program)?;
+            (
+                outcome.status.code() == Some(*code),
+                format!("ended with {}", outcome.status),
+            )
+        }
+        Expectation::Output { program, line } => {
+            let outcome = outcome(ev, program)?;
+            let found = outcome
+                .lines
                 .iter()
-                .find(|(name, _)| name == program)
-                .map(|(_, o)| o)
-                .ok_or_else(|| format!("no program named {program} ran"))?;
+                .find(|l| l.text.contains(line.as_str()));
+            match found {
+                Some(l) => (true, format!("at {}: {}", secs(l.at), l.text)),
+                None => (
+                    false,
+                    format!("{} line(s), none with it", outcome.lines.len()),
+                ),
+            }
+        }
+        Expectation::ZeroWindow { host, server } => {
+            let t = trace(ev, host)?;
+            let mut found = (false, "no zero window advertised".to_string());
+            for f in t.flows_to(*server) {
+                let zero = f.packets.iter().copied().find(|&i| {
+                    matches!(&t.packets[i].kind, Kind::Tcp(tcp)
+                        if tcp.src == f.key.server && tcp.window == 0 && !tcp.flags.rst)
+                });
+                if let Some(z) = zero {
+                    let probes = f
+                        .packets
+                        .iter()
+                        .filter(|&&i| i > z && matches!(&t.packets[i].kind, Kind::Tcp(tcp) if tcp.src == f.key.client))
+                        .count();
+                    found = (
+                        probes > 0,
+                        format!(
+                            "zero window at {}, {probes} client packet(s) after it",
+                            secs(t.packets[z].at.saturating_sub(ev.origin))
+                        ),
+                    );
+                    if probes > 0 {
+                        break;
+                    }
+                }
+            }
+            found
+        }
+        Expectation::UnansweredArp { host, target } => {
+            let t = trace(ev, host)?;
+            let (asked, answered) = t.packets.iter().fold((0, 0), |(q, a), p| match &p.kind {
+                Kind::Arp(arp) if arp.request && arp.target == *target => (q + 1, a),
+                Kind::Arp(arp) if !arp.request && arp.sender == *target => (q, a + 1),
+                _ => (q, a),
+            });
+            (
+                asked > 0 && answered == 0,
+                format!("{asked} request(s), {answered} reply(ies)"),
+            )
+        }
+        Expectation::Class { program, class } => {
+            let outcome = outcome(ev, program)?;
             let got = outcome.class();
             let err = outcome.stderr().last().unwrap_or("").to_string();
             (
@@ -365,6 +462,14 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             )
         }
     })
+}
+
+fn outcome<'a>(ev: &'a Evidence, program: &str) -> Result<&'a Outcome, String> {
+    ev.outcomes
+        .iter()
+        .find(|(name, _)| name == program)
+        .map(|(_, o)| o)
+        .ok_or_else(|| format!("no program named {program} ran"))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

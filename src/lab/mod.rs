@@ -162,4 +162,18 @@ impl Lab {
     pub fn topology(&self) -> &Resolved {
         &self.resolved
     }
+
+    /// Replaces the fabric's security groups and firewalls with those of `resolved` (the same
+    /// hosts), atomically: connections already established stay up, as AWS tracks them.
+    pub fn update_security_groups(&self, resolved: &Resolved) -> Result<(), LabError> {
+        let tables = crate::firewall::fabric_tables(resolved, |h| h.name.clone());
+        self.fabric.run(move |_| {
+            crate::firewall::load(
+                &tables,
+                crate::firewall::Mode::Replace,
+                "updated security groups of the fabric",
+            )
+        })??;
+        Ok(())
+    }
 }

@@ -1,6 +1,6 @@
 //! The topology model, its TOML form and its validation. Nothing here touches the kernel.
 
-mod location;
+pub(crate) mod location;
 mod model;
 mod resolve;
 
@@ -70,6 +70,11 @@ impl Topology {
     pub fn resolve(&self) -> Result<Resolved, ValidationError> {
         resolve(self)
     }
+}
+
+/// Building blocks for other files' validation (scenarios).
+pub(crate) mod resolve_helpers {
+    pub(crate) use super::resolve::{at, invalid};
 }
 
 #[cfg(test)]

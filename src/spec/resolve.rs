@@ -22,20 +22,20 @@ pub enum Segment {
 }
 
 impl FieldPath {
-    fn key(&self, key: &'static str) -> FieldPath {
+    pub fn key(&self, key: &'static str) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Key(key));
         p
     }
 
-    fn index(&self, i: usize) -> FieldPath {
+    pub fn index(&self, i: usize) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Index(i));
         p
     }
 }
 
-fn at(key: &'static str) -> FieldPath {
+pub(crate) fn at(key: &'static str) -> FieldPath {
     FieldPath::default().key(key)
 }
 
@@ -60,7 +60,7 @@ pub struct ValidationError {
     pub message: String,
 }
 
-fn invalid(path: FieldPath, message: impl Into<String>) -> ValidationError {
+pub(crate) fn invalid(path: FieldPath, message: impl Into<String>) -> ValidationError {
     ValidationError {
         path,
         message: message.into(),

@@ -1,0 +1,100 @@
+//! tcp-hesitant-consumer: accepts ONE connection and does not read from it until told to
+//! (Enter, or after a set time), so the sender's data piles up and the advertised window
+//! shrinks to zero.
+
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::io::AsyncBufReadExt;
+
+use super::args::{port, seconds};
+use super::{AppError, fmt_secs};
+use crate::error_class::ErrorClass;
+use crate::wire::read_message;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tcp-hesitant-consumer",
+    version,
+    about = "TCP server that accepts one connection and does not read until told to",
+    after_help = "Examples:\n  tcp-hesitant-consumer 0.0.0.0 1234            # reads after Enter\n  tcp-hesitant-consumer 0.0.0.0 1234 --read-after-sec 10"
+)]
+pub struct ConsumerArgs {
+    /// Address to bind (0.0.0.0 for every interface)
+    pub address: String,
+    /// Port to listen on (1024..65535)
+    #[arg(value_parser = port)]
+    pub port: u16,
+    /// Start reading after this many seconds even without Enter
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub read_after_sec: Option<f64>,
+}
+
+pub fn main(args: ConsumerArgs) -> Result<(), AppError> {
+    super::runtime()?.block_on(run(args))
+}
+
+async fn run(args: ConsumerArgs) -> Result<(), AppError> {
+    let addr = super::client::resolve(&args.address, args.port).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        AppError::new(
+            ErrorClass::of_io_error(&e),
+            format!("cannot bind {addr}: {e}"),
+        )
+    })?;
+    anstream::println!("Process ID: {}", std::process::id());
+    anstream::println!("Listening on {addr}");
+    let (mut stream, peer) = listener
+        .accept()
+        .await
+        .map_err(|e| AppError::new(ErrorClass::of_io_error(&e), format!("accept failed: {e}")))?;
+    drop(listener);
+    anstream::println!("Client connection accepted from {peer}");
+    match args.read_after_sec {
+        Some(s) => anstream::println!(
+            "Not reading yet: press Enter to start reading (or wait {} s)",
+            fmt_secs(s)
+        ),
+        None => anstream::println!("Not reading yet: press Enter to start reading"),
+    }
+    wait_for_go(args.read_after_sec).await;
+    anstream::println!("Reading now");
+    loop {
+        match read_message(&mut stream).await {
+            Ok(Some(m)) => {
+                anstream::println!("Message received: {} ({} bytes)", m.kind, m.payload.len())
+            }
+            Ok(None) => {
+                anstream::println!("EOF - client has disconnected");
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(AppError::new(
+                    ErrorClass::ConnectionReset,
+                    format!("reading from {peer} failed: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+/// Enter on stdin, or the timer. A closed stdin (as under a harness) never says go.
+async fn wait_for_go(after: Option<f64>) {
+    let enter = async {
+        let mut line = String::new();
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        match stdin.read_line(&mut line).await {
+            Ok(n) if n > 0 => {}
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    match after {
+        Some(s) => {
+            tokio::select! {
+                _ = enter => {}
+                _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
+            }
+        }
+        None => enter.await,
+    }
+}

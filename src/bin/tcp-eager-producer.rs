@@ -1,0 +1,8 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tcplab::apps::{finish, producer};
+
+fn main() -> ExitCode {
+    finish(producer::main(producer::ProducerArgs::parse()))
+}

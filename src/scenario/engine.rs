@@ -1,0 +1,352 @@
+//! Runs a scenario: builds its lab, sets its sysctls, captures every host, carries out the
+//! steps within the time limit, and checks the expectations against what was captured and
+//! what the programs did.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::{Scenario, Step};
+use crate::expect::{Check, Evidence, Expectation, Verdict, evaluate_after};
+use crate::lab::{Lab, LabError};
+use crate::proc::{Outcome, Proc};
+use crate::trace::Trace;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario {scenario}: {source}")]
+    Lab {
+        scenario: String,
+        #[source]
+        source: Box<LabError>,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Something that happened while a scenario ran, for a live view.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Step {
+        index: usize,
+        total: usize,
+        description: String,
+    },
+    Line {
+        program: String,
+        text: String,
+    },
+}
+
+/// How to run: where the pcaps go, where tcplab's programs are, who watches.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// The folder for `HOST.pcap` files; none are written without it.
+    pub out_dir: Option<PathBuf>,
+    /// Where `tcp-server`, `tcp-client` and the other apps are; by default next to the
+    /// running program (and, for test binaries in `deps/`, one folder up), then `PATH`.
+    pub bin_dir: Option<PathBuf>,
+    pub on_event: Option<&'a mut dyn FnMut(&Event)>,
+}
+
+/// A finished run: the verdict and the evidence behind it.
+pub struct Run {
+    pub scenario: String,
+    pub verdict: Verdict,
+    pub traces: Vec<Trace>,
+    pub outcomes: Vec<(String, Outcome)>,
+    /// The zero of every time in the report, since the Unix epoch.
+    pub origin: Duration,
+    pub wall_time: Duration,
+}
+
+const APPS: [&str; 4] = [
+    "tcp-server",
+    "tcp-client",
+    "tcp-hesitant-consumer",
+    "tcp-eager-producer",
+];
+
+fn program_path(name: &str, bin_dir: Option<&Path>) -> PathBuf {
+    if name.contains('/') || !APPS.contains(&name) {
+        return PathBuf::from(name);
+    }
+    let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        dirs.push(dir.to_path_buf());
+        if dir.ends_with("deps")
+            && let Some(up) = dir.parent()
+        {
+            dirs.push(up.to_path_buf());
+        }
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn describe(step: &Step) -> String {
+    match step {
+        Step::Start {
+            host,
+            name,
+            command,
+            ..
+        } => format!("start {name} on {host}: {}", command.join(" ")),
+        Step::Run {
+            host,
+            name,
+            command,
+            ..
+        } => format!("run {name} on {host}: {}", command.join(" ")),
+        Step::WaitFor { name, line } => format!("wait until {name} prints \"{line}\""),
+        Step::Wait { name } => format!("wait until {name} ends"),
+        Step::Ping { host, target, .. } => format!("ping {target} from {host}"),
+        Step::Stop { name } => format!("stop {name} (Ctrl+C)"),
+        Step::Kill { name } => format!("kill {name}"),
+        Step::SecurityGroup { group, .. } => format!("change security group {group}"),
+    }
+}
+
+/// Builds the scenario's lab and runs it.
+pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioError> {
+    let started = Instant::now();
+    let lab_error = |source: LabError| ScenarioError::Lab {
+        scenario: scenario.name.clone(),
+        source: Box::new(source),
+    };
+    if let Some(dir) = &options.out_dir {
+        std::fs::create_dir_all(dir).map_err(|source| ScenarioError::OutDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let lab = Lab::from_resolved(scenario.resolved.clone()).map_err(lab_error)?;
+    for (host, key, value) in &scenario.sysctls {
+        lab.host(host)
+            .and_then(|h| h.set_sysctl(key, value))
+            .map_err(lab_error)?;
+    }
+    let recording = lab.start_captures().map_err(lab_error)?;
+    let origin = recording.origin();
+    let mut runner = Runner {
+        lab: &lab,
+        scenario,
+        bin_dir: options.bin_dir.as_deref(),
+        deadline: started + scenario.time_limit,
+        running: HashMap::new(),
+        outcomes: Vec::new(),
+        topology: scenario.topology.clone(),
+    };
+    let mut on_event = options.on_event;
+    let mut failures = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        if let Some(f) = on_event.as_mut() {
+            f(&Event::Step {
+                index,
+                total: scenario.steps.len(),
+                description: describe(step),
+            });
+        }
+        if let Err(detail) = runner.step(step) {
+            failures.push(Check::failed(
+                format!("step {} ({})", index + 1, describe(step)),
+                detail,
+            ));
+            break;
+        }
+    }
+    let traces = recording
+        .stop(options.out_dir.as_deref())
+        .map_err(lab_error)?;
+    // Programs still running are stopped as Ctrl+C would, then killed if they linger.
+    let leftovers: Vec<(String, Proc)> = runner.running.drain().collect();
+    for (name, p) in leftovers {
+        let _ = p.signal(Signal::SIGINT);
+        let outcome = match p.wait(Duration::from_secs(2)) {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        runner.outcomes.push((name, outcome));
+    }
+    let mut expectations = scenario.expectations.clone();
+    for (i, sender) in &scenario.syn_senders {
+        if let Some(Expectation::SynSchedule { schedule, .. }) = expectations.get_mut(*i) {
+            let h = lab.host(sender).map_err(lab_error)?;
+            *schedule = h.syn_schedule(schedule.app_timeout).map_err(lab_error)?;
+        }
+    }
+    let outcomes = runner.outcomes;
+    let verdict = evaluate_after(
+        failures,
+        &expectations,
+        &Evidence {
+            traces: &traces,
+            outcomes: &outcomes,
+            origin,
+        },
+    );
+    Ok(Run {
+        scenario: scenario.name.clone(),
+        verdict,
+        traces,
+        outcomes,
+        origin,
+        wall_time: started.elapsed(),
+    })
+}
+
+struct Runner<'a> {
+    lab: &'a Lab,
+    scenario: &'a Scenario,
+    bin_dir: Option<&'a Path>,
+    deadline: Instant,
+    running: HashMap<String, Proc>,
+    outcomes: Vec<(String, Outcome)>,
+    topology: crate::spec::Topology,
+}
+
+impl Runner<'_> {
+    fn left(&self) -> Result<Duration, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(format!(
+                "the scenario's time limit of {} s ran out",
+                self.scenario.time_limit.as_secs_f64()
+            ))
+        } else {
+            Ok(left)
+        }
+    }
+
+    fn command(&self, argv: &[String]) -> Command {
+        let mut cmd = Command::new(program_path(&argv[0], self.bin_dir));
+        cmd.args(&argv[1..]);
+        cmd
+    }
+
+    fn spawn(&self, host: &str, argv: &[String]) -> Result<Proc, String> {
+        let h = self.lab.host(host).map_err(|e| e.to_string())?;
+        h.spawn(self.command(argv)).map_err(|e| e.to_string())
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Start {
+                host,
+                name,
+                command,
+                wait_for,
+            } => {
+                let p = self.spawn(host, command)?;
+                if let Some(line) = wait_for {
+                    p.wait_for_line(line, self.left()?)
+                        .map_err(|e| e.to_string())?;
+                }
+                self.running.insert(name.clone(), p);
+            }
+            Step::Run {
+                host,
+                name,
+                command,
+                timeout,
+            } => {
+                let limit = match timeout {
+                    Some(t) => Duration::from_secs_f64(*t).min(self.left()?),
+                    None => self.left()?,
+                };
+                let outcome = self
+                    .spawn(host, command)?
+                    .wait(limit)
+                    .map_err(|e| e.to_string())?;
+                self.outcomes.push((name.clone(), outcome));
+            }
+            Step::Ping {
+                host,
+                target,
+                name,
+                count,
+            } => {
+                let address = match self
+                    .scenario
+                    .resolved
+                    .hosts
+                    .iter()
+                    .find(|h| &h.name == target)
+                {
+                    Some(h) => h.address.to_string(),
+                    None => target.clone(),
+                };
+                let argv: Vec<String> = ["ping", "-c", &count.to_string(), "-W", "2", &address]
+                    .map(String::from)
+                    .to_vec();
+                let outcome = self
+                    .spawn(host, &argv)?
+                    .wait(self.left()?)
+                    .map_err(|e| e.to_string())?;
+                self.outcomes
+                    .push((name.clone().unwrap_or_else(|| "ping".into()), outcome));
+            }
+            Step::WaitFor { name, line } => {
+                let p = &self.running[name];
+                p.wait_for_line(line, self.left()?)
+                    .map_err(|e| e.to_string())?;
+            }
+            Step::Wait { name } => {
+                let p = self
+                    .running
+                    .remove(name)
+                    .ok_or(format!("{name} is not running"))?;
+                let outcome = p.wait(self.left()?).map_err(|e| e.to_string())?;
+                self.outcomes.push((name.clone(), outcome));
+            }
+            Step::Stop { name } | Step::Kill { name } => {
+                let p = self
+                    .running
+                    .remove(name)
+                    .ok_or(format!("{name} is not running"))?;
+                let outcome = if matches!(step, Step::Kill { .. }) {
+                    p.kill()
+                } else {
+                    p.signal(Signal::SIGINT).map_err(|e| e.to_string())?;
+                    p.wait(self.left()?)
+                }
+                .map_err(|e| e.to_string())?;
+                self.outcomes.push((name.clone(), outcome));
+            }
+            Step::SecurityGroup {
+                group,
+                ingress,
+                egress,
+            } => {
+                let g = self
+                    .topology
+                    .security_groups
+                    .iter_mut()
+                    .find(|g| &g.name == group)
+                    .ok_or(format!("no security group named {group}"))?;
+                if let Some(rules) = ingress {
+                    g.ingress = rules.clone();
+                }
+                if let Some(rules) = egress {
+                    g.egress = Some(rules.clone());
+                }
+                let resolved = self.topology.resolve().map_err(|e| e.to_string())?;
+                self.lab
+                    .update_security_groups(&resolved)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+use std::path::Path;
+
+use super::*;
+
+fn fixtures() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios"))
+}
+
+fn error_of(text: &str) -> String {
+    Scenario::from_toml(text, "s.toml", Some(fixtures()), "s")
+        .unwrap_err()
+        .to_string()
+}
+
+const HEAD: &str = "description = \"d\"\ntopology = \"../topologies/article.toml\"\n";
+
+#[test]
+fn every_catalog_file_loads() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let s = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.description.is_empty());
+        assert!(!s.expectations.is_empty(), "{} checks nothing", s.name);
+        assert!(s.time_limit <= Duration::from_secs(60));
+        names.push(s.name);
+    }
+    assert!(names.len() >= 15, "{names:?}");
+}
+
+#[test]
+fn typo_in_a_key() {
+    let e = error_of(&format!("{HEAD}time_limt = 5\n"));
+    assert!(e.starts_with("s.toml:3:1: "), "{e}");
+    assert!(e.contains("unknown field `time_limt`"), "{e}");
+}
+
+#[test]
+fn typo_in_a_step_key() {
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"run\"\nhost = \"client-1\"\nname = \"c\"\ncomand = [\"x\"]\n"
+    ));
+    assert!(e.contains("comand"), "{e}");
+    let e = error_of(&format!("{HEAD}[[step]]\naction = \"jump\"\n"));
+    assert!(e.contains("unknown variant `jump`"), "{e}");
+}
+
+#[test]
+fn host_that_does_not_exist() {
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"run\"\nhost = \"client-9\"\nname = \"c\"\ncommand = [\"true\"]\n"
+    ));
+    assert!(e.starts_with("s.toml:5:8: "), "{e}");
+    assert!(
+        e.contains("no host named `client-9` (hosts: server, client-1, client-2, client-3)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overlapping_address_points_at_the_scenario_line() {
+    let e = error_of(&format!(
+        "{HEAD}\n[[host]]\nname = \"intruder\"\naddress = \"10.0.0.58\"\n"
+    ));
+    assert!(e.starts_with("s.toml:6:11: "), "{e}");
+    assert!(e.contains("10.0.0.58 is already `server`'s address"), "{e}");
+}
+
+#[test]
+fn bad_port() {
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"run\"\nhost = \"client-1\"\nname = \"c\"\ncommand = [\"true\"]\n[[expect]]\nkind = \"handshake\"\nhost = \"client-1\"\nserver = \"server:99999\"\n"
+    ));
+    assert!(e.contains("`99999` is not a port"), "{e}");
+    let e = error_of(&format!(
+        "{HEAD}[[firewall]]\non = \"fabric\"\naction = \"drop\"\nprotocol = \"tcp\"\nport = 0\n"
+    ));
+    assert!(e.starts_with("s.toml:7:"), "{e}");
+}
+
+#[test]
+fn expectations_name_programs_that_ran() {
+    let e = error_of(&format!(
+        "{HEAD}[[expect]]\nkind = \"class\"\nprogram = \"ghost\"\nclass = \"ok\"\n"
+    ));
+    assert!(e.contains("no step runs a program named `ghost`"), "{e}");
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"run\"\nhost = \"client-1\"\nname = \"c\"\ncommand = [\"true\"]\n[[expect]]\nkind = \"class\"\nprogram = \"c\"\nclass = \"timeout\"\n"
+    ));
+    assert!(e.contains("unknown error class `timeout`"), "{e}");
+}
+
+#[test]
+fn steps_refer_to_started_programs() {
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"stop\"\nname = \"server\"\n"
+    ));
+    assert!(
+        e.contains("no program named `server` was started before this step"),
+        "{e}"
+    );
+}
+
+#[test]
+fn only_namespaced_sysctls() {
+    let e = error_of(&format!("{HEAD}[sysctls.server]\n\"kernel.panic\" = 1\n"));
+    assert!(e.contains("only net.* sysctls"), "{e}");
+}
+
+#[test]
+fn inline_topology_without_a_file() {
+    let s = Scenario::from_toml(
+        "description = \"d\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n",
+        "s.toml",
+        None,
+        "s",
+    )
+    .unwrap();
+    assert_eq!(s.resolved.hosts.len(), 2);
+}
+
+#[test]
+fn missing_topology_file() {
+    let e = error_of("description = \"d\"\ntopology = \"nope.toml\"\n");
+    assert!(e.contains("cannot read") && e.contains("nope.toml"), "{e}");
+}
