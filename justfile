@@ -15,3 +15,11 @@ bench:
 # Install the Debian packages the build and the tests need
 deps:
     cargo xtask deps
+
+# The article's connect timeout, reproduced and checked (root)
+demo:
+    cargo xtask demo
+
+# Capture fidelity beside tcpdump (root)
+bench-capture:
+    cargo xtask bench-capture

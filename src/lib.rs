@@ -3,12 +3,14 @@
 
 pub mod apps;
 pub mod capture;
+pub mod cli;
 pub mod error_class;
 pub mod expect;
 pub mod firewall;
 pub mod lab;
 pub mod netns;
 pub mod proc;
+pub mod report;
 pub mod scenario;
 pub mod spec;
 pub mod trace;

@@ -24,7 +24,7 @@ fn scenario(#[files("fixtures/scenarios/*.toml")] path: PathBuf) {
         RunOptions {
             out_dir: Some(artifacts.path().to_path_buf()),
             bin_dir,
-            on_event: None,
+            events: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

@@ -75,6 +75,17 @@ pub struct Captured {
 impl Capture {
     /// Starts capturing `interface` in `ns`; every frame from the moment this returns is kept.
     pub fn start(ns: &Namespace, host: &str, interface: &str) -> Result<Capture, CaptureError> {
+        Capture::start_with_tap(ns, host, interface, None)
+    }
+
+    /// Like [`Capture::start`], and shows every frame to `tap` as it arrives (for a live
+    /// view), on the capture's own thread.
+    pub fn start_with_tap(
+        ns: &Namespace,
+        host: &str,
+        interface: &str,
+        tap: Option<Tap>,
+    ) -> Result<Capture, CaptureError> {
         let name = interface.to_string();
         let fd = ns
             .run(move |_| socket::open(&name))?
@@ -91,7 +102,7 @@ impl Capture {
             })?;
         let reader = std::thread::Builder::new()
             .name(format!("capture-{host}"))
-            .spawn(move || read_until_stopped(fd, stop_rx))
+            .spawn(move || read_until_stopped(fd, stop_rx, tap))
             .map_err(|source| CaptureError::Open {
                 host: host.to_string(),
                 interface: interface.to_string(),
@@ -127,18 +138,29 @@ impl Capture {
     }
 }
 
-fn read_until_stopped(fd: OwnedFd, stop: OwnedFd) -> std::io::Result<(Vec<Frame>, u64)> {
+/// Sees each frame as it is captured.
+pub type Tap = Box<dyn FnMut(&Frame) + Send>;
+
+fn read_until_stopped(
+    fd: OwnedFd,
+    stop: OwnedFd,
+    mut tap: Option<Tap>,
+) -> std::io::Result<(Vec<Frame>, u64)> {
     let mut frames = Vec::new();
     let mut buf = vec![0u8; SNAP_LEN];
     let mut take = |wait: bool, frames: &mut Vec<Frame>| -> std::io::Result<bool> {
         match socket::read(fd.as_raw_fd(), &mut buf, wait)? {
             Some((raw, len)) => {
-                frames.push(Frame {
+                let frame = Frame {
                     at: raw.since_epoch,
                     direction: raw.direction,
                     original_len: raw.original_len,
                     data: buf[..len].to_vec(),
-                });
+                };
+                if let Some(tap) = tap.as_mut() {
+                    tap(&frame);
+                }
+                frames.push(frame);
                 Ok(true)
             }
             None => Ok(false),

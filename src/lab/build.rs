@@ -146,9 +146,12 @@ fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, La
 
 fn create_bridge(state: &mut WorkerState) -> Result<(), LabError> {
     let handle = netlink(state, "the fabric")?;
+    // Without multicast the bridge sends no IGMP reports of its own: hosts' captures hold
+    // only what the hosts and the scenario sent, as in a VPC.
     let message = LinkBridge::new(BRIDGE)
         .index(BRIDGE_INDEX)
         .nf_call_iptables(true)
+        .multicast(false)
         .up()
         .build();
     state

@@ -163,6 +163,30 @@ impl Lab {
         &self.resolved
     }
 
+    /// Pins every namespace under /run/netns as `NAME-fabric` and `NAME-HOST`, so that the
+    /// lab outlives this process and `ip netns exec NAME-HOST ...` reaches its hosts. Returns
+    /// the pins; on failure none is left.
+    pub fn pin(&mut self, name: &str) -> Result<Vec<(String, std::path::PathBuf)>, LabError> {
+        let mut pinned: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let targets = std::iter::once((format!("{name}-fabric"), &mut self.fabric)).chain(
+            self.hosts
+                .iter_mut()
+                .map(|h| (format!("{name}-{}", h.name), &mut h.ns)),
+        );
+        for (pin_name, ns) in targets {
+            match ns.pin(&pin_name) {
+                Ok(path) => pinned.push((pin_name, path)),
+                Err(e) => {
+                    for (_, path) in &pinned {
+                        let _ = crate::netns::unpin_path(path);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(pinned)
+    }
+
     /// Replaces the fabric's security groups and firewalls with those of `resolved` (the same
     /// hosts), atomically: connections already established stay up, as AWS tracks them.
     pub fn update_security_groups(&self, resolved: &Resolved) -> Result<(), LabError> {

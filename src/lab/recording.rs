@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Host, Lab, LabError};
-use crate::capture::{Capture, CaptureError, Captures};
+use crate::capture::{Capture, CaptureError, Captures, Tap};
 use crate::expect::SynSchedule;
 use crate::trace::Trace;
 
@@ -19,12 +19,21 @@ impl Lab {
     /// Starts capturing `eth0` of every host; every packet from the moment this returns is
     /// kept.
     pub fn start_captures(&self) -> Result<Recording, LabError> {
+        self.start_captures_with_taps(|_| None)
+    }
+
+    /// Like [`Lab::start_captures`], with a live tap per host (`tap_for(host)`).
+    pub fn start_captures_with_taps(
+        &self,
+        mut tap_for: impl FnMut(&str) -> Option<Tap>,
+    ) -> Result<Recording, LabError> {
         let origin = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let mut captures = Captures::new();
         for h in self.hosts() {
-            captures.add(Capture::start(h.ns(), h.name(), "eth0")?);
+            let tap = tap_for(h.name());
+            captures.add(Capture::start_with_tap(h.ns(), h.name(), "eth0", tap)?);
         }
         Ok(Recording { captures, origin })
     }

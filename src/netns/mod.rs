@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::proc::{self, Proc, ProcError};
+pub use pin::{NETNS_RUN_DIR, unpin_path};
 pub use worker::{Pending, WorkerState};
 
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +172,7 @@ impl Namespace {
     /// Removes the pin made by [`Namespace::pin`], if any.
     pub fn unpin(&mut self) -> Result<(), NetnsError> {
         if let Some(path) = self.pinned.take() {
-            pin::unpin(&path)?;
+            pin::unpin_path(&path)?;
         }
         Ok(())
     }

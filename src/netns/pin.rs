@@ -39,7 +39,9 @@ pub(super) fn pin(ns: &Namespace, name: &str) -> Result<PathBuf, NetnsError> {
     Ok(path)
 }
 
-pub(super) fn unpin(path: &Path) -> Result<(), NetnsError> {
+/// Removes a pin made by `ip netns add` or [`Namespace::pin`]: the namespace goes when nothing
+/// else holds it.
+pub fn unpin_path(path: &Path) -> Result<(), NetnsError> {
     let err = |source: std::io::Error| NetnsError::Pin {
         path: path.to_path_buf(),
         source,

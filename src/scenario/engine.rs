@@ -2,9 +2,10 @@
 //! steps within the time limit, and checks the expectations against what was captured and
 //! what the programs did.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -34,26 +35,33 @@ pub enum ScenarioError {
 /// Something that happened while a scenario ran, for a live view.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// A step begins; `limit` is how long it may take.
     Step {
         index: usize,
         total: usize,
         description: String,
+        limit: Duration,
+        /// The connect timeout (`-t`) a client in this step was given, if any.
+        connect_timeout: Option<Duration>,
     },
-    Line {
-        program: String,
-        text: String,
+    /// A packet that tells the story (not bulk data) was captured on `host`.
+    Packet {
+        host: String,
+        at: Duration,
+        line: String,
     },
 }
 
 /// How to run: where the pcaps go, where tcplab's programs are, who watches.
 #[derive(Default)]
-pub struct RunOptions<'a> {
+pub struct RunOptions {
     /// The folder for `HOST.pcap` files; none are written without it.
     pub out_dir: Option<PathBuf>,
     /// Where `tcp-server`, `tcp-client` and the other apps are; by default next to the
     /// running program (and, for test binaries in `deps/`, one folder up), then `PATH`.
     pub bin_dir: Option<PathBuf>,
-    pub on_event: Option<&'a mut dyn FnMut(&Event)>,
+    /// Where to send live events; the run itself never waits for the receiver.
+    pub events: Option<Sender<Event>>,
 }
 
 /// A finished run: the verdict and the evidence behind it.
@@ -137,7 +145,17 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             .and_then(|h| h.set_sysctl(key, value))
             .map_err(lab_error)?;
     }
-    let recording = lab.start_captures().map_err(lab_error)?;
+    let origin_guess = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let recording = lab
+        .start_captures_with_taps(|host| {
+            options
+                .events
+                .clone()
+                .map(|tx| live_tap(host.to_string(), origin_guess, tx))
+        })
+        .map_err(lab_error)?;
     let origin = recording.origin();
     let mut runner = Runner {
         lab: &lab,
@@ -148,14 +166,15 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         outcomes: Vec::new(),
         topology: scenario.topology.clone(),
     };
-    let mut on_event = options.on_event;
     let mut failures = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
-        if let Some(f) = on_event.as_mut() {
-            f(&Event::Step {
+        if let Some(tx) = &options.events {
+            let _ = tx.send(Event::Step {
                 index,
                 total: scenario.steps.len(),
                 description: describe(step),
+                limit: runner.limit_of(step),
+                connect_timeout: connect_timeout(step),
             });
         }
         if let Err(detail) = runner.step(step) {
@@ -216,7 +235,59 @@ struct Runner<'a> {
     topology: crate::spec::Topology,
 }
 
+fn connect_timeout(step: &Step) -> Option<Duration> {
+    let (Step::Start { command, .. } | Step::Run { command, .. }) = step else {
+        return None;
+    };
+    let at = command
+        .iter()
+        .position(|a| a == "-t" || a == "--connect-timeout-sec")?;
+    let secs: f64 = command.get(at + 1)?.parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Shows SYNs, FINs, RSTs, ICMP and ARP as they are captured, marking repeated SYNs.
+fn live_tap(host: String, origin: Duration, tx: Sender<Event>) -> crate::capture::Tap {
+    use crate::trace::{Kind, decode, describe};
+    let mut syns: HashSet<(std::net::SocketAddrV4, std::net::SocketAddrV4, u32)> = HashSet::new();
+    Box::new(move |frame| {
+        let kind = decode(&frame.data);
+        let mark = match &kind {
+            Kind::Tcp(t) if t.flags.syn && !t.flags.ack => {
+                if syns.insert((t.src, t.dst, t.seq)) {
+                    ""
+                } else {
+                    " [TCP Retransmission]"
+                }
+            }
+            Kind::Tcp(t) if t.flags.syn || t.flags.fin || t.flags.rst => "",
+            Kind::Icmp(_) | Kind::Arp(_) => "",
+            _ => return,
+        };
+        let dir = match frame.direction {
+            crate::capture::Direction::In => "In ",
+            crate::capture::Direction::Out => "Out",
+        };
+        let _ = tx.send(Event::Packet {
+            host: host.clone(),
+            at: frame.at.saturating_sub(origin),
+            line: format!("{dir} {}{mark}", describe(&kind)),
+        });
+    })
+}
+
 impl Runner<'_> {
+    /// How long a step may take.
+    fn limit_of(&self, step: &Step) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match step {
+            Step::Run {
+                timeout: Some(t), ..
+            } => Duration::from_secs_f64(*t).min(left),
+            _ => left,
+        }
+    }
+
     fn left(&self) -> Result<Duration, String> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -10,7 +10,9 @@ pub enum Kind {
     Tcp(Tcp),
     Udp(Udp),
     Icmp(Icmp),
-    /// IPv6, other ethertypes, or a frame that does not decode: described, not analysed.
+    /// Another IP packet (IGMP, IPv6...): described, not analysed.
+    OtherIp(String),
+    /// Another ethertype, or a frame that does not decode: described, not analysed.
     Other(String),
 }
 
@@ -128,13 +130,17 @@ pub fn decode(frame: &[u8]) -> Kind {
                         None
                     },
                 }),
-                _ => Kind::Other(format!(
+                _ => Kind::OtherIp(format!(
                     "IP {src} > {dst}: protocol {}",
                     ip.payload().ip_number.0
                 )),
             }
         }
-        Some(NetSlice::Ipv6(_)) => Kind::Other("IPv6".into()),
+        Some(NetSlice::Ipv6(ip)) => Kind::OtherIp(format!(
+            "IP6 {} > {}",
+            ip.header().source_addr(),
+            ip.header().destination_addr()
+        )),
         None => Kind::Other("non-IP frame".into()),
     }
 }

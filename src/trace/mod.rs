@@ -15,6 +15,7 @@ pub use decode::{
     Kind, Quoted, Tcp, TcpFlags, Udp, decode,
 };
 pub use flow::{Flow, FlowKey, Side};
+pub use render::describe;
 
 /// One decoded packet of a capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +78,12 @@ impl Trace {
 
     /// Packets that are IP (ARP and other link-level chatter left out).
     pub fn ip_packets(&self) -> impl Iterator<Item = (usize, &Packet)> {
-        self.packets
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| matches!(p.kind, Kind::Tcp(_) | Kind::Udp(_) | Kind::Icmp(_)))
+        self.packets.iter().enumerate().filter(|(_, p)| {
+            matches!(
+                p.kind,
+                Kind::Tcp(_) | Kind::Udp(_) | Kind::Icmp(_) | Kind::OtherIp(_)
+            )
+        })
     }
 
     /// Wireshark-style marks of packet `i`, e.g. `[TCP Retransmission]`.

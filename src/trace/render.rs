@@ -15,7 +15,18 @@ pub fn line(trace: &Trace, i: usize, origin: Duration) -> String {
         Direction::Out => "Out",
     };
     let mut s = format!("{t:>10.6} {:<10} {dir} ", trace.host);
-    match &p.kind {
+    s.push_str(&describe(&p.kind));
+    for mark in trace.marks(i) {
+        s.push(' ');
+        s.push_str(mark);
+    }
+    s
+}
+
+/// A packet as tcpdump would describe it, without time, host or marks.
+pub fn describe(kind: &Kind) -> String {
+    let mut s = String::new();
+    match kind {
         Kind::Arp(a) if a.request => {
             let _ = write!(s, "ARP, Request who-has {} tell {}", a.target, a.sender);
         }
@@ -56,11 +67,7 @@ pub fn line(trace: &Trace, i: usize, origin: Duration) -> String {
                 (ty, code, _) => write!(s, "type {ty}, code {code}"),
             };
         }
-        Kind::Other(what) => s.push_str(what),
-    }
-    for mark in trace.marks(i) {
-        s.push(' ');
-        s.push_str(mark);
+        Kind::OtherIp(what) | Kind::Other(what) => s.push_str(what),
     }
     s
 }

@@ -35,6 +35,8 @@ tasks:
   bench     install missing packages, then run the lab benchmark (root)
   bench-capture
             install missing packages, then run the capture fidelity benchmark (root)
+  demo      install missing packages, build, and run the article's connect-timeout scenario
+            (root): what tcplab is for, in one command
   deps      install missing packages only";
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         }
         Some("bench-capture") => ensure_packages()
             .and_then(|()| cargo(&["bench", "--bench", "capture", "--"], &args[1..])),
+        Some("demo") => ensure_packages().and_then(|()| demo(&args[1..])),
         Some("deps") => ensure_packages(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -76,6 +79,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds every binary (the scenario runs tcplab's own apps) and runs the article's scenario.
+fn demo(extra: &[String]) -> Result<(), String> {
+    cargo(&["build", "--release", "--bins"], &[])?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let scenario = extra.first().map_or("connect-timeout", String::as_str);
+    run(Command::new(target.join("release/tcplab"))
+        .args(["run", scenario])
+        .current_dir(root))
 }
 
 fn cargo(args: &[&str], extra: &[String]) -> Result<(), String> {

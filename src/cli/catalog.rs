@@ -1,0 +1,70 @@
+//! Finding scenarios: a file path, or a name in the catalog.
+
+use std::path::{Path, PathBuf};
+
+use super::CliError;
+use crate::scenario::Scenario;
+
+/// The catalog's folder: $TCPLAB_CATALOG, ./fixtures/scenarios, or the source tree's.
+pub fn dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("TCPLAB_CATALOG").map(PathBuf::from),
+        Some(PathBuf::from("fixtures/scenarios")),
+        Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/scenarios"
+        ))),
+    ];
+    candidates.into_iter().flatten().find(|d| d.is_dir())
+}
+
+fn names(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The scenario a user named.
+pub fn find(arg: &str) -> Result<PathBuf, CliError> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let Some(dir) = dir() else {
+        return Err(CliError::setup(format!(
+            "`{arg}` is not a file, and the scenario catalog was not found (set TCPLAB_CATALOG to its folder)"
+        )));
+    };
+    let file = dir.join(format!("{}.toml", arg.trim_end_matches(".toml")));
+    if file.is_file() {
+        return Ok(file);
+    }
+    let known: Vec<String> = names(&dir)
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    Err(CliError::setup(format!(
+        "no scenario file `{arg}` and no scenario of that name in the catalog (known: {})",
+        known.join(", ")
+    )))
+}
+
+pub fn list() -> Result<u8, CliError> {
+    let dir = dir().ok_or_else(|| {
+        CliError::setup("the scenario catalog was not found (set TCPLAB_CATALOG to its folder)")
+    })?;
+    let bold = anstyle::Style::new().bold();
+    for file in names(&dir) {
+        match Scenario::from_file(&file) {
+            Ok(s) => anstream::println!("{bold}{:<28}{bold:#} {}", s.name, s.description),
+            Err(e) => anstream::println!("{:<28} (invalid: {e})", file.display()),
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,207 @@
+//! A finished run for people (text, like tcpdump and a test runner) and for CI (JSON).
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::proc::Stream;
+use crate::scenario::{Run, Scenario};
+use crate::trace::Trace;
+
+/// Lines shown per capture before the middle of a long capture is elided.
+const MAX_LINES: usize = 80;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub description: String,
+    pub passed: bool,
+    pub wall_time_s: f64,
+    pub expectations: Vec<CheckReport>,
+    pub captures: Vec<CaptureReport>,
+    pub programs: Vec<ProgramReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub expectation: String,
+    pub held: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaptureReport {
+    pub host: String,
+    pub interface: String,
+    pub pcap: Option<String>,
+    pub packets: usize,
+    pub dropped: u64,
+    /// tcpdump-like lines, time from the start of the captures.
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgramReport {
+    pub name: String,
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub class: Option<String>,
+    pub duration_s: f64,
+    pub output: Vec<OutputLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputLine {
+    pub at_s: f64,
+    pub stream: &'static str,
+    pub text: String,
+}
+
+impl Report {
+    pub fn new(scenario: &Scenario, run: &Run) -> Report {
+        Report {
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            passed: run.verdict.passed(),
+            wall_time_s: run.wall_time.as_secs_f64(),
+            expectations: run
+                .verdict
+                .checks
+                .iter()
+                .map(|c| CheckReport {
+                    expectation: c.expectation.clone(),
+                    held: c.held,
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            captures: run.traces.iter().map(|t| capture(t, run)).collect(),
+            programs: run
+                .outcomes
+                .iter()
+                .map(|(name, o)| ProgramReport {
+                    name: name.clone(),
+                    command: o.program.clone(),
+                    exit_code: o.status.code(),
+                    class: o.class().map(|c| c.to_string()),
+                    duration_s: o.duration.as_secs_f64(),
+                    output: o
+                        .lines
+                        .iter()
+                        .map(|l| OutputLine {
+                            at_s: l.at.as_secs_f64(),
+                            stream: match l.stream {
+                                Stream::Stdout => "stdout",
+                                Stream::Stderr => "stderr",
+                            },
+                            text: l.text.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serialises")
+    }
+
+    /// The report for a terminal; `styled` adds colour (anstream strips it where unwanted).
+    pub fn text(&self) -> String {
+        let bold = anstyle::Style::new().bold();
+        let green = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into()));
+        let red = anstyle::Style::new()
+            .fg_color(Some(anstyle::AnsiColor::Red.into()))
+            .bold();
+        let mut s = String::new();
+        let _ = writeln!(s, "{bold}{}{bold:#}: {}", self.scenario, self.description);
+        for c in &self.captures {
+            let file = c
+                .pcap
+                .as_deref()
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "\n{bold}capture of {} on {}{bold:#} ({} packets, {} dropped{file})",
+                c.host, c.interface, c.packets, c.dropped
+            );
+            if c.lines.is_empty() {
+                let _ = writeln!(s, "    (empty)");
+            }
+            for l in &c.lines {
+                let _ = writeln!(s, "  {l}");
+            }
+        }
+        for p in &self.programs {
+            let ended = match (&p.class, p.exit_code) {
+                (Some(c), _) => c.clone(),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => "killed by a signal".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "\n{bold}{}{bold:#}: {} ({ended} after {:.3} s)",
+                p.name, p.command, p.duration_s
+            );
+            for l in &p.output {
+                let tag = if l.stream == "stderr" { "err" } else { "out" };
+                let _ = writeln!(s, "  {:>8.3}s {tag} | {}", l.at_s, l.text);
+            }
+        }
+        let _ = writeln!(s, "\n{bold}expectations{bold:#}");
+        for c in &self.expectations {
+            let mark = if c.held {
+                format!("{green}ok  {green:#}")
+            } else {
+                format!("{red}FAIL{red:#}")
+            };
+            let _ = writeln!(s, "  {mark} {}: {}", c.expectation, c.detail);
+        }
+        let held = self.expectations.iter().filter(|c| c.held).count();
+        let total = self.expectations.len();
+        let _ = if self.passed {
+            writeln!(
+                s,
+                "\n{green}{held} of {total} expectations held{green:#} in {:.1} s",
+                self.wall_time_s
+            )
+        } else {
+            writeln!(
+                s,
+                "\n{red}{} of {total} expectations failed{red:#} in {:.1} s",
+                total - held,
+                self.wall_time_s
+            )
+        };
+        s
+    }
+}
+
+fn capture(t: &Trace, run: &Run) -> CaptureReport {
+    let shown: Vec<usize> = (0..t.packets.len()).collect();
+    let mut lines: Vec<String> = Vec::new();
+    if shown.len() > MAX_LINES {
+        let head = MAX_LINES / 2;
+        let tail = MAX_LINES - head;
+        lines.extend(shown[..head].iter().map(|&i| t.line(i, run.origin)));
+        lines.push(format!(
+            "  ... {} more packets (all in the pcap) ...",
+            shown.len() - MAX_LINES
+        ));
+        lines.extend(
+            shown[shown.len() - tail..]
+                .iter()
+                .map(|&i| t.line(i, run.origin)),
+        );
+    } else {
+        lines.extend(shown.iter().map(|&i| t.line(i, run.origin)));
+    }
+    CaptureReport {
+        host: t.host.clone(),
+        interface: t.interface.clone(),
+        pcap: t.pcap.as_ref().map(|p| p.display().to_string()),
+        packets: t.packets.len(),
+        dropped: t.drops,
+        lines,
+    }
+}

@@ -1,0 +1,221 @@
+//! The `tcplab` command line as a person uses it: exit codes, one-line errors, reports, and
+//! labs kept up for `ip netns exec`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{WAIT, fixture, privileged};
+use tcplab::proc::{Outcome, Proc};
+
+fn tcplab(args: &[&str]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcplab"));
+    cmd.args(args).env("NO_COLOR", "1");
+    Proc::spawn(cmd).unwrap().wait(WAIT).unwrap()
+}
+
+fn one_error_line(o: &Outcome) -> String {
+    let err: Vec<&str> = o.stderr().collect();
+    assert_eq!(err.len(), 1, "one line on stderr:\n{}", o.transcript());
+    assert!(err[0].starts_with("error: "), "{}", err[0]);
+    err[0].to_string()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["run"][..],
+        &["frobnicate"],
+        &["down"],
+        &["exec", "lab", "server"],
+    ] {
+        let o = tcplab(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}:\n{}", o.transcript());
+        assert!(
+            o.stderr().next().unwrap_or("").starts_with("error: "),
+            "{}",
+            o.transcript()
+        );
+    }
+}
+
+#[test]
+fn unknown_scenario_names_the_catalog() {
+    let o = tcplab(&["run", "no-such-scenario"]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("known: ") && line.contains("connect-timeout"),
+        "{line}"
+    );
+}
+
+#[test]
+fn broken_scenario_file_is_one_line_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "description = \"x\"\n[[host]]\nname = \"a\"\nadress = \"10.0.0.9\"\n",
+    )
+    .unwrap();
+    let o = tcplab(&["run", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("broken.toml:4:1: unknown field `adress`"),
+        "{line}"
+    );
+}
+
+#[test]
+fn scenarios_lists_the_catalog() {
+    let o = tcplab(&["scenarios"]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    let files = std::fs::read_dir(fixture("scenarios")).unwrap().count();
+    assert_eq!(o.stdout().count(), files, "{}", o.transcript());
+    assert!(
+        o.stdout()
+            .any(|l| l.starts_with("connect-timeout ") && l.contains("security group"))
+    );
+}
+
+#[test]
+fn help_has_examples_for_every_command() {
+    for cmd in ["run", "up", "exec", "ls", "down", "check", "scenarios"] {
+        let o = tcplab(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(
+            o.stdout().any(|l| l.starts_with("Example")),
+            "{cmd}:\n{}",
+            o.transcript()
+        );
+    }
+}
+
+#[test]
+fn run_reports_and_exits_0_when_expectations_hold() {
+    if !privileged() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let o = tcplab(&[
+        "run",
+        "connection-refused",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    let text: Vec<&str> = o.stdout().collect();
+    assert!(
+        text.iter().any(|l| l.contains("expectations held")),
+        "{}",
+        o.transcript()
+    );
+    assert!(
+        text.iter().any(|l| l.contains("Flags [R.]")),
+        "the report shows the RST:\n{}",
+        o.transcript()
+    );
+    assert!(out.path().join("server.pcap").is_file());
+    assert!(out.path().join("client-1.pcap").is_file());
+}
+
+#[test]
+fn run_exits_1_when_an_expectation_fails_and_json_says_why() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.toml");
+    let topology = fixture("topologies/article.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "description = \"expects a refusal where the group silently drops\"\ntopology = \"{}\"\n[[step]]\naction = \"run\"\nhost = \"client-1\"\nname = \"client\"\ncommand = [\"tcp-client\", \"10.0.0.58\", \"1235\", \"-t\", \"1\", \"-c\", \"1\"]\n[[expect]]\nkind = \"class\"\nprogram = \"client\"\nclass = \"connection-refused\"\n",
+            topology.display()
+        ),
+    )
+    .unwrap();
+    let o = tcplab(&["run", file.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", o.transcript());
+    let json: String = o.stdout().collect::<Vec<_>>().join("\n");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["passed"], false);
+    let failed: Vec<&serde_json::Value> = report["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["held"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{json}");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connect-timeout"),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_lab_kept_up_works_with_ip_netns_exec_and_goes_down() {
+    if !privileged() {
+        return;
+    }
+    let name = format!("t{}", std::process::id());
+    let topology = fixture("topologies/article.toml");
+    let up = tcplab(&["up", topology.to_str().unwrap(), "--name", &name]);
+    assert_eq!(up.status.code(), Some(0), "{}", up.transcript());
+    // Whatever happens next, the lab goes down.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            tcplab(&["down", &self.0]);
+        }
+    }
+    let _down = Down(name.clone());
+
+    let again = tcplab(&["up", topology.to_str().unwrap(), "--name", &name]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(one_error_line(&again).contains("already up"));
+
+    let ls = tcplab(&["ls"]);
+    assert!(
+        ls.stdout().any(|l| l.starts_with(&name)),
+        "{}",
+        ls.transcript()
+    );
+
+    let mut ping = Command::new("ip");
+    ping.args([
+        "netns",
+        "exec",
+        &format!("{name}-client-1"),
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "10.0.0.58",
+    ]);
+    let ping = Proc::spawn(ping).unwrap().wait(WAIT).unwrap();
+    assert_eq!(ping.status.code(), Some(0), "{}", ping.transcript());
+
+    let exec = tcplab(&[
+        "exec", &name, "server", "--", "ip", "-br", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(
+        exec.stdout().any(|l| l.contains("10.0.0.58/24")),
+        "{}",
+        exec.transcript()
+    );
+
+    let down = tcplab(&["down", &name]);
+    assert_eq!(down.status.code(), Some(0), "{}", down.transcript());
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&name),
+        "pinned namespaces left behind"
+    );
+}
