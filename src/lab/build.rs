@@ -146,11 +146,12 @@ fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, La
 
 fn create_bridge(state: &mut WorkerState) -> Result<(), LabError> {
     let handle = netlink(state, "the fabric")?;
-    // Without multicast the bridge sends no IGMP reports of its own: hosts' captures hold
-    // only what the hosts and the scenario sent, as in a VPC.
+    // With multicast snooping the bridge joins 224.0.0.106 (all-snoopers) and sends IGMP
+    // reports into every host's capture; a VPC sends nothing of the kind.
     let message = LinkBridge::new(BRIDGE)
         .index(BRIDGE_INDEX)
         .nf_call_iptables(true)
+        .mcast_snooping(false)
         .multicast(false)
         .up()
         .build();
