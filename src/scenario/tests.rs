@@ -124,3 +124,16 @@ fn missing_topology_file() {
     let e = error_of("description = \"d\"\ntopology = \"nope.toml\"\n");
     assert!(e.contains("cannot read") && e.contains("nope.toml"), "{e}");
 }
+
+#[test]
+fn the_readme_lists_every_catalog_scenario() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "README.md's catalog table lacks `{name}`"
+        );
+    }
+}
