@@ -358,3 +358,28 @@ fn killed_process_leaves_nothing() {
     assert_gone(&inodes);
     assert_eq!(root_namespace_state(), before);
 }
+
+#[rstest]
+fn address_without_a_route_is_network_unreachable(article: Option<Lab>) {
+    let Some(lab) = article else { return };
+    // Hosts have only their subnet's route: nothing is sent, the kernel refuses at once.
+    let out = run_in(
+        &lab,
+        "client-1",
+        tcp_client("192.0.2.1", 1234, &["-c", "1"]),
+    );
+    assert_eq!(
+        out.class(),
+        Some(ErrorClass::NetworkUnreachable),
+        "{}",
+        out.transcript()
+    );
+    assert_eq!(out.status.code(), Some(13));
+    let err: Vec<&str> = out.stderr().collect();
+    assert_eq!(err.len(), 1, "{}", out.transcript());
+    assert!(
+        err[0].starts_with("error: network-unreachable: network of 192.0.2.1 is unreachable"),
+        "{}",
+        err[0]
+    );
+}
