@@ -37,7 +37,17 @@ fn write_sysctls(pairs: &[(&str, &str)]) -> Result<(), LabError> {
 
 /// The article's VPC is IPv4 only; without this every capture fills with router
 /// solicitations and MLD reports. `all` also sets `default`, so later interfaces inherit it.
-const IPV6_OFF: (&str, &str) = ("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+const IPV6_OFF: &str = "/proc/sys/net/ipv6/conf/all/disable_ipv6";
+
+fn disable_ipv6() -> Result<(), LabError> {
+    match write_sysctls(&[(IPV6_OFF, "1")]) {
+        // A kernel without IPv6 sends none of it: nothing to turn off.
+        Err(LabError::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(())
+        }
+        other => other,
+    }
+}
 
 pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabError> {
     preflight::check_privileges()?;
@@ -50,7 +60,7 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
     let fabric = starting.next().expect("the fabric is first").finish()?;
     let guarded = resolved.hosts.iter().any(|h| h.guarded());
     let bridge = fabric.submit(move |state| {
-        write_sysctls(&[IPV6_OFF])?;
+        disable_ipv6()?;
         if guarded {
             preflight::check_br_netfilter()?;
             write_sysctls(&[("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")])?;
@@ -68,7 +78,7 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
             let name = h.name.clone();
             ns.submit(move |state| {
                 // Before eth0 exists, so that it is born without IPv6.
-                write_sysctls(&[IPV6_OFF])?;
+                disable_ipv6()?;
                 set_up(state, &name, LO_INDEX, "lo")
             })
         })
