@@ -14,7 +14,7 @@ use tcplab::expect::{Evidence, Expectation, SynSchedule, Tolerance, Verdict, eva
 use tcplab::lab::Lab;
 use tcplab::proc::Outcome;
 use tcplab::spec::{Action, FirewallRule, Protocol};
-use tcplab::trace::{Side, Trace};
+use tcplab::trace::{Kind, Side, Trace};
 
 fn server(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new([10, 0, 0, 58].into(), port)
@@ -63,6 +63,18 @@ fn verdict(
 
 fn trace<'a>(traces: &'a [Trace], host: &str) -> &'a Trace {
     traces.iter().find(|t| t.host == host).unwrap()
+}
+
+/// A control for every "nothing on the server" check: the server's capture was live, since it
+/// holds client-1's ARP request (ARP is not IP, and nothing in the lab filters it).
+fn assert_server_capture_live(traces: &[Trace]) {
+    let server = trace(traces, "server");
+    assert!(
+        server.packets.iter().any(
+            |p| matches!(&p.kind, Kind::Arp(a) if a.request && a.sender == std::net::Ipv4Addr::new(10, 0, 0, 208))
+        ),
+        "the server's capture missed client-1's ARP request: an empty capture would prove nothing"
+    );
 }
 
 /// Frame numbers tshark's TCP analysis flags as retransmissions.
@@ -154,6 +166,7 @@ fn connect_timeout_shows_syn_retransmissions_and_an_empty_server_capture() {
         origin,
     );
     v.assert();
+    assert_server_capture_live(&traces);
 
     let client = trace(&traces, "client-1");
     let flow = client.flows_to(server(1235)).next().unwrap();
@@ -320,6 +333,7 @@ fn fabric_reset_reaches_the_client_while_the_server_sees_nothing() {
         origin,
     )
     .assert();
+    assert_server_capture_live(&traces);
 }
 
 #[test]
@@ -361,6 +375,7 @@ fn fabric_icmp_reject_is_host_unreachable() {
         origin,
     )
     .assert();
+    assert_server_capture_live(&traces);
 }
 
 #[test]
