@@ -93,7 +93,7 @@ fn live_view(scenario: &Scenario, rx: mpsc::Receiver<Event>) {
                 });
             }
             Ok(Event::Packet { host, at, line }) => {
-                say(format!("  {:>9.6} {host:<10} {line}", at.as_secs_f64()));
+                say(format!("  {:>9.6} {host:<15} {line}", at.as_secs_f64()));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,

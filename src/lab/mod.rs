@@ -18,7 +18,7 @@ use crate::proc::{Outcome, Proc, ProcError};
 use crate::spec::{Resolved, SpecError, Topology, ValidationError};
 pub use build::BRIDGE;
 pub use preflight::check_privileges;
-pub use recording::Recording;
+pub use recording::{Recording, port_capture_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

@@ -15,16 +15,26 @@ pub struct Recording {
     origin: Duration,
 }
 
+/// The name under which a host's bridge port is captured: `fabric:HOST`.
+pub fn port_capture_name(host: &str) -> String {
+    format!("{FABRIC_PREFIX}{host}")
+}
+
+const FABRIC_PREFIX: &str = "fabric:";
+
 impl Lab {
     /// Starts capturing `eth0` of every host; every packet from the moment this returns is
     /// kept.
     pub fn start_captures(&self) -> Result<Recording, LabError> {
-        self.start_captures_with_taps(|_| None)
+        self.start_captures_with(false, |_| None)
     }
 
-    /// Like [`Lab::start_captures`], with a live tap per host (`tap_for(host)`).
-    pub fn start_captures_with_taps(
+    /// Like [`Lab::start_captures`]; with `bridge_ports`, also each host's port on the
+    /// fabric's bridge (named `fabric:HOST`), which shows where between two hosts a packet
+    /// stopped. `tap_for(name)` may give each capture a live tap.
+    pub fn start_captures_with(
         &self,
+        bridge_ports: bool,
         mut tap_for: impl FnMut(&str) -> Option<Tap>,
     ) -> Result<Recording, LabError> {
         let origin = SystemTime::now()
@@ -34,6 +44,19 @@ impl Lab {
         for h in self.hosts() {
             let tap = tap_for(h.name());
             captures.add(Capture::start_with_tap(h.ns(), h.name(), "eth0", tap)?);
+        }
+        if bridge_ports {
+            for h in self.hosts() {
+                let name = port_capture_name(h.name());
+                let tap = tap_for(&name);
+                // The port is named after its host (see the lab's build).
+                captures.add(Capture::start_with_tap(
+                    self.fabric(),
+                    &name,
+                    h.name(),
+                    tap,
+                )?);
+            }
         }
         Ok(Recording { captures, origin })
     }
@@ -54,7 +77,7 @@ impl Recording {
             .map(|c| {
                 let mut trace = Trace::new(c);
                 if let Some(dir) = dir {
-                    let path = dir.join(format!("{}.pcap", c.host));
+                    let path = dir.join(format!("{}.pcap", c.host.replace(':', "-")));
                     c.write_pcap(&path)?;
                     trace.pcap = Some(path);
                 }

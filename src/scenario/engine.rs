@@ -149,7 +149,7 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let recording = lab
-        .start_captures_with_taps(|host| {
+        .start_captures_with(scenario.capture_bridge_ports, |host| {
             options
                 .events
                 .clone()

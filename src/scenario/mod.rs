@@ -29,6 +29,8 @@ pub struct Scenario {
     /// (host, key, value), set before the first step.
     pub sysctls: Vec<(String, String, String)>,
     pub time_limit: Duration,
+    /// Each host's bridge port is captured too, as `fabric:HOST`.
+    pub capture_bridge_ports: bool,
     pub steps: Vec<Step>,
     pub expectations: Vec<Expectation>,
     /// For each SYN schedule expectation (by index): the host whose sysctls time the SYNs.
@@ -116,6 +118,7 @@ impl Scenario {
             resolved,
             sysctls: checked.0,
             time_limit: Duration::from_secs_f64(raw.time_limit),
+            capture_bridge_ports: raw.capture_bridge_ports,
             steps: raw.steps,
             expectations: checked.1,
             syn_senders: checked.2,
@@ -308,7 +311,22 @@ fn check(raw: &ScenarioFile, topo: &Resolved) -> Result<Checked, ValidationError
     let mut senders = Vec::new();
     for (i, e) in raw.expectations.iter().enumerate() {
         let path = at("expect").index(i);
-        let host_of = |h: &str| host(path.key("host"), h).map(|()| h.to_string());
+        // A capture is a host's, or with capture_bridge_ports its port's (`fabric:HOST`).
+        let host_of = |h: &str| {
+            let target = match h.strip_prefix("fabric:") {
+                Some(port) if raw.capture_bridge_ports => port,
+                Some(_) => {
+                    return Err(invalid(
+                        path.key("host"),
+                        format!(
+                            "`{h}` is a bridge port: set `capture_bridge_ports = true` to capture it"
+                        ),
+                    ));
+                }
+                None => h,
+            };
+            host(path.key("host"), target).map(|()| h.to_string())
+        };
         let srv = |s: &str| server(path.key("server"), s);
         expectations.push(match e {
             ExpectSpec::Class { program: p, class } => Expectation::Class {

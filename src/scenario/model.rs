@@ -28,6 +28,9 @@ pub struct ScenarioFile {
     /// Per host: `net.*` sysctls set before the first step.
     #[serde(default)]
     pub sysctls: BTreeMap<String, BTreeMap<String, SysctlValue>>,
+    /// Also capture each host's port on the bridge, as `fabric:HOST`.
+    #[serde(default)]
+    pub capture_bridge_ports: bool,
     /// Seconds the whole scenario may take.
     #[serde(default = "default_time_limit")]
     pub time_limit: f64,

@@ -14,7 +14,7 @@ pub fn line(trace: &Trace, i: usize, origin: Duration) -> String {
         Direction::In => "In ",
         Direction::Out => "Out",
     };
-    let mut s = format!("{t:>10.6} {:<10} {dir} ", trace.host);
+    let mut s = format!("{t:>10.6} {:<15} {dir} ", trace.host);
     s.push_str(&describe(&p.kind));
     for mark in trace.marks(i) {
         s.push(' ');

@@ -93,7 +93,7 @@ fn repeated_syns_are_retransmissions() {
     assert!(!flow.retransmissions.contains(&0));
     assert_eq!(
         t.line(1, Duration::ZERO),
-        "  1.000000 client-1   Out IP 10.0.0.208.40000 > 10.0.0.58.1234: Flags [S], seq 100, win 64240, length 0 [TCP Retransmission]"
+        "  1.000000 client-1        Out IP 10.0.0.208.40000 > 10.0.0.58.1234: Flags [S], seq 100, win 64240, length 0 [TCP Retransmission]"
     );
 }
 
