@@ -2,7 +2,6 @@
 //! /run/netns, and /run/tcplab/NAME.json records what belongs to each lab, so that `down`
 //! removes tcplab's pins and never anything else.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -148,11 +147,8 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
         ))
     })?;
     // This process has one job left: become the command, inside the host.
-    nix::sched::setns(
-        ns.as_raw_fd_borrowed(),
-        nix::sched::CloneFlags::CLONE_NEWNET,
-    )
-    .map_err(|e| CliError::setup(format!("cannot enter {}: {e} (run as root)", h.netns)))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| CliError::setup(format!("cannot enter {}: {e} (run as root)", h.netns)))?;
     let err = std::process::Command::new(&command[0])
         .args(&command[1..])
         .exec();
@@ -160,17 +156,6 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
         "cannot run `{}`: {err}",
         command[0]
     )))
-}
-
-trait BorrowedFdExt {
-    fn as_raw_fd_borrowed(&self) -> std::os::fd::BorrowedFd<'_>;
-}
-
-impl BorrowedFdExt for std::fs::File {
-    fn as_raw_fd_borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the fd belongs to `self` and lives as long as the borrow.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) }
-    }
 }
 
 fn kept_labs() -> Vec<Kept> {

@@ -105,7 +105,7 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serialises")
     }
 
-    /// The report for a terminal; `styled` adds colour (anstream strips it where unwanted).
+    /// The report for a terminal, in colour (anstream strips it for NO_COLOR and pipes).
     pub fn text(&self) -> String {
         let bold = anstyle::Style::new().bold();
         let green = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into()));
