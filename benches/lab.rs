@@ -123,7 +123,7 @@ fn time_script(resolved: &Resolved) -> Duration {
         &fabric,
         "sysctl",
         "-qw",
-        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
     ]);
     step(&[
         "ip",
@@ -148,7 +148,7 @@ fn time_script(resolved: &Resolved) -> Duration {
             &ns,
             "sysctl",
             "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
         ]);
         step(&[
             "ip", "-n", &fabric, "link", "add", &h.name, "type", "veth", "peer", "name", "eth0",

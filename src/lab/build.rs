@@ -36,8 +36,11 @@ fn write_sysctls(pairs: &[(&str, &str)]) -> Result<(), LabError> {
 }
 
 /// The article's VPC is IPv4 only; without this every capture fills with router
-/// solicitations and MLD reports. `all` also sets `default`, so later interfaces inherit it.
-const IPV6_OFF: &str = "/proc/sys/net/ipv6/conf/all/disable_ipv6";
+/// solicitations and MLD reports. Written before the namespace has any interface but `lo`,
+/// `default` covers every link tcplab makes. (`all` would also cover `lo`, but its handler
+/// needs the RTNL lock and restarts the write until it gets it: it spun for over half of a
+/// build's time while other namespaces were being set up.)
+const IPV6_OFF: &str = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
 
 fn disable_ipv6() -> Result<(), LabError> {
     match write_sysctls(&[(IPV6_OFF, "1")]) {
