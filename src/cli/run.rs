@@ -13,6 +13,7 @@ use crate::scenario::{Event, RunOptions, Scenario};
 pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> {
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
+    crate::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
     let out = match out {
         Some(dir) => dir,
         None => tempfile::Builder::new()

@@ -27,7 +27,7 @@ pub enum LabError {
     #[error(transparent)]
     SpecFile(#[from] SpecError),
     #[error(
-        "tcplab needs {missing} to build a lab: run as root (e.g. `sudo -E cargo xtask test`), or in a container started with --privileged"
+        "tcplab needs {missing} to build a lab: run it as root (sudo), or in a container started with --privileged"
     )]
     Privilege { missing: String },
     #[error("the kernel lacks {feature}: {hint}")]

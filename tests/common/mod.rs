@@ -22,7 +22,9 @@ pub fn privileged() -> bool {
             eprintln!("skipped: {e} ({SKIP_VAR}=1)");
             false
         }
-        Err(e) => panic!("{e}\nTo skip the lab tests instead, set {SKIP_VAR}=1."),
+        Err(e) => panic!(
+            "{e}\nRun the tests as root: `sudo -E cargo xtask test`. To skip the lab tests instead, set {SKIP_VAR}=1."
+        ),
     }
 }
 
