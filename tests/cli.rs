@@ -219,3 +219,24 @@ fn a_lab_kept_up_works_with_ip_netns_exec_and_goes_down() {
         "pinned namespaces left behind"
     );
 }
+
+#[test]
+fn check_reports_every_feature() {
+    if !privileged() {
+        return;
+    }
+    let o = tcplab(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    for what in [
+        "ok   privileges",
+        "ok   namespaces, bridge",
+        "ok   packet capture",
+        "ok   ping inside a host",
+    ] {
+        assert!(
+            o.stdout().any(|l| l.starts_with(what)),
+            "no `{what}`:\n{}",
+            o.transcript()
+        );
+    }
+}
