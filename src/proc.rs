@@ -272,6 +272,21 @@ impl Proc {
         self.finish()
     }
 
+    /// Stops the program as Ctrl+C would (SIGINT); kills it if it is still running after
+    /// `grace`. Returns how it ended either way.
+    pub fn stop(mut self, grace: Duration) -> Result<Outcome, ProcError> {
+        self.signal(nix::sys::signal::Signal::SIGINT)
+            .map_err(|source| ProcError::Wait {
+                program: self.program.clone(),
+                source,
+            })?;
+        let exited = wait_pid(self.child.id(), grace).unwrap_or(false);
+        if !exited {
+            let _ = self.child.kill();
+        }
+        self.finish()
+    }
+
     /// Kills the program (SIGKILL) and returns how it ended.
     pub fn kill(mut self) -> Result<Outcome, ProcError> {
         let _ = self.child.kill();
@@ -475,6 +490,29 @@ mod tests {
         assert_eq!(outcome.status.code(), None);
         assert_eq!(outcome.class(), None);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn stop_is_ctrl_c_then_kill() {
+        let polite = Proc::spawn(sh(
+            "trap 'echo bye; exit 3' INT; echo ready; while :; do sleep 0.05; done",
+        ))
+        .unwrap();
+        polite
+            .wait_for_line("ready", Duration::from_secs(10))
+            .unwrap();
+        let o = polite.stop(Duration::from_secs(10)).unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", o.transcript());
+        assert!(o.stdout().any(|l| l == "bye"));
+
+        let stubborn = Proc::spawn(sh("trap '' INT; echo ready; exec sleep 30")).unwrap();
+        stubborn
+            .wait_for_line("ready", Duration::from_secs(10))
+            .unwrap();
+        let started = Instant::now();
+        let o = stubborn.stop(Duration::from_millis(200)).unwrap();
+        assert_eq!(o.status.code(), None, "killed after the grace period");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -8,8 +8,6 @@ use std::process::Command;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
 use super::{Scenario, Step};
 use crate::expect::{Check, Evidence, Expectation, Verdict, evaluate_after};
 use crate::lab::{Lab, LabError};
@@ -191,12 +189,10 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
     // Programs still running are stopped as Ctrl+C would, then killed if they linger.
     let leftovers: Vec<(String, Proc)> = runner.running.drain().collect();
     for (name, p) in leftovers {
-        let _ = p.signal(Signal::SIGINT);
-        let outcome = match p.wait(Duration::from_secs(2)) {
-            Ok(o) => o,
-            Err(_) => continue,
-        };
-        runner.outcomes.push((name, outcome));
+        match p.stop(Duration::from_secs(2)) {
+            Ok(outcome) => runner.outcomes.push((name, outcome)),
+            Err(e) => failures.push(Check::failed(format!("stop {name}"), e.to_string())),
+        }
     }
     let mut expectations = scenario.expectations.clone();
     for (i, sender) in &scenario.syn_senders {
@@ -389,8 +385,7 @@ impl Runner<'_> {
                 let outcome = if matches!(step, Step::Kill { .. }) {
                     p.kill()
                 } else {
-                    p.signal(Signal::SIGINT).map_err(|e| e.to_string())?;
-                    p.wait(self.left()?)
+                    p.stop(self.left()?)
                 }
                 .map_err(|e| e.to_string())?;
                 self.outcomes.push((name.clone(), outcome));
