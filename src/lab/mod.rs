@@ -187,17 +187,47 @@ impl Lab {
         Ok(pinned)
     }
 
-    /// Replaces the fabric's security groups and firewalls with those of `resolved` (the same
-    /// hosts), atomically: connections already established stay up, as AWS tracks them.
-    pub fn update_security_groups(&self, resolved: &Resolved) -> Result<(), LabError> {
-        let tables = crate::firewall::fabric_tables(resolved, |h| h.name.clone());
-        self.fabric.run(move |_| {
-            crate::firewall::load(
-                &tables,
-                crate::firewall::Mode::Replace,
-                "updated security groups of the fabric",
-            )
-        })??;
+    /// Replaces every security group and firewall rule with those of `resolved` (the same
+    /// hosts), atomically per namespace: connections already established stay up, as AWS
+    /// tracks them, unless a new firewall rule stops their packets.
+    pub fn update_rules(&self, resolved: &Resolved) -> Result<(), LabError> {
+        use crate::firewall::{
+            Family, Mode, PORT_TABLE, TABLE, Table, fabric_tables, host_table, load,
+        };
+        // A table the new rules no longer need is replaced by an empty one.
+        let or_empty = |tables: &mut Vec<Table>, family: Family, name: &str| {
+            if !tables.iter().any(|t| t.name == name) {
+                tables.push(Table {
+                    family,
+                    name: name.into(),
+                    chains: Vec::new(),
+                });
+            }
+        };
+        let mut fabric = fabric_tables(resolved, |h| h.name.clone());
+        or_empty(&mut fabric, Family::Inet, TABLE);
+        or_empty(&mut fabric, Family::Netdev, PORT_TABLE);
+        let pending: Vec<_> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut tables: Vec<Table> = host_table(resolved, i).into_iter().collect();
+                or_empty(&mut tables, Family::Inet, TABLE);
+                let what = format!("updated firewall of host {}", h.name);
+                h.ns.submit(move |_| load(&tables, Mode::Replace, &what))
+            })
+            .chain(std::iter::once(self.fabric.submit(move |_| {
+                load(
+                    &fabric,
+                    Mode::Replace,
+                    "updated security groups and firewalls of the fabric",
+                )
+            })))
+            .collect();
+        for p in pending {
+            p.wait()??;
+        }
         Ok(())
     }
 }

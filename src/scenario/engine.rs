@@ -121,6 +121,7 @@ fn describe(step: &Step) -> String {
         Step::Stop { name } => format!("stop {name} (Ctrl+C)"),
         Step::Kill { name } => format!("kill {name}"),
         Step::SecurityGroup { group, .. } => format!("change security group {group}"),
+        Step::Firewall { rules } => format!("replace the firewall rules ({} rules)", rules.len()),
     }
 }
 
@@ -407,12 +408,18 @@ impl Runner<'_> {
                 if let Some(rules) = egress {
                     g.egress = Some(rules.clone());
                 }
-                let resolved = self.topology.resolve().map_err(|e| e.to_string())?;
-                self.lab
-                    .update_security_groups(&resolved)
-                    .map_err(|e| e.to_string())?;
+                self.apply_rules()?;
+            }
+            Step::Firewall { rules } => {
+                self.topology.firewalls = rules.clone();
+                self.apply_rules()?;
             }
         }
         Ok(())
+    }
+
+    fn apply_rules(&self) -> Result<(), String> {
+        let resolved = self.topology.resolve().map_err(|e| e.to_string())?;
+        self.lab.update_rules(&resolved).map_err(|e| e.to_string())
     }
 }

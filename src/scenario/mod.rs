@@ -106,7 +106,7 @@ impl Scenario {
             at(offset, format!("{}: {}", e.path, e.message))
         };
         let resolved = topology.resolve().map_err(locate)?;
-        let checked = check(&raw, &resolved).map_err(|e| {
+        let checked = check(&raw, &resolved, &topology).map_err(|e| {
             let offset = offset_of(text, &e.path).unwrap_or(0);
             at(offset, format!("{}: {}", e.path, e.message))
         })?;
@@ -153,7 +153,11 @@ type Checked = (
     Vec<(usize, String)>,
 );
 
-fn check(raw: &ScenarioFile, topo: &Resolved) -> Result<Checked, ValidationError> {
+fn check(
+    raw: &ScenarioFile,
+    topo: &Resolved,
+    topology_for_check: &Topology,
+) -> Result<Checked, ValidationError> {
     use crate::spec::resolve_helpers::{at, invalid};
     let hosts: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
     let known_hosts = hosts.join(", ");
@@ -262,6 +266,14 @@ fn check(raw: &ScenarioFile, topo: &Resolved) -> Result<Checked, ValidationError
             | Step::Stop { name }
             | Step::Kill { name } => {
                 needs(name, &started)?;
+            }
+            Step::Firewall { rules } => {
+                // The rules must hold in the topology as it stands.
+                let mut t = topology_for_check.clone();
+                t.firewalls = rules.clone();
+                t.resolve().map_err(|e| {
+                    invalid(path.key("rules"), format!("{}: {}", e.path, e.message))
+                })?;
             }
             Step::SecurityGroup { group, .. } => {
                 let exists = groups.contains(&group.as_str())

@@ -107,6 +107,8 @@ pub enum Step {
         #[serde(default)]
         egress: Option<Vec<SgRule>>,
     },
+    /// Replaces every firewall rule (fabric and hosts) while the scenario runs.
+    Firewall { rules: Vec<FirewallRule> },
 }
 
 fn one() -> u32 {
