@@ -11,7 +11,7 @@ use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use super::{Host, LabError, preflight};
 use crate::firewall;
 use crate::netns::{Namespace, WorkerState};
-use crate::spec::Resolved;
+use crate::spec::{BRIDGE, Resolved};
 
 /// Interface indexes are per namespace, so a fresh namespace's can be chosen up front instead
 /// of looked up: `lo` is 1.
@@ -19,7 +19,6 @@ const LO_INDEX: u32 = 1;
 const BRIDGE_INDEX: u32 = 2;
 const ETH0_INDEX: u32 = 2;
 const FIRST_PORT_INDEX: u32 = 10;
-pub const BRIDGE: &str = "br0";
 
 fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
     move |source| LabError::Netlink { what, source }

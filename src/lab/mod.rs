@@ -15,8 +15,8 @@ use crate::capture::CaptureError;
 use crate::firewall::FirewallError;
 use crate::netns::{Namespace, NetnsError};
 use crate::proc::{Outcome, Proc, ProcError};
+pub use crate::spec::BRIDGE;
 use crate::spec::{Resolved, SpecError, Topology, ValidationError};
-pub use build::BRIDGE;
 pub use preflight::check_privileges;
 pub use recording::{Recording, port_capture_name};
 

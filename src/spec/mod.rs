@@ -7,7 +7,7 @@ mod resolve;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    Action, DEFAULT_SUBNET, FABRIC, FirewallRule, HostChain, HostSpec, PortRange, Protocol,
+    Action, BRIDGE, DEFAULT_SUBNET, FABRIC, FirewallRule, HostChain, HostSpec, PortRange, Protocol,
     SecurityGroup, SgRule, Topology,
 };
 pub use resolve::{

@@ -321,6 +321,9 @@ fn all_protocols() -> Protocol {
 
 pub const FABRIC: &str = "fabric";
 
+/// The bridge in the fabric that joins the hosts (the subnet).
+pub const BRIDGE: &str = "br0";
+
 impl FirewallRule {
     pub fn new(on: impl Into<String>, action: Action, protocol: Protocol) -> Self {
         FirewallRule {

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::model::{
-    Action, FABRIC, FirewallRule, HostChain, PortRange, Protocol, SgRule, Topology,
+    Action, BRIDGE, FABRIC, FirewallRule, HostChain, PortRange, Protocol, SgRule, Topology,
 };
 
 /// Where a field sits in the topology, e.g. `host[1].address`.
@@ -405,6 +405,12 @@ fn check_host_name(name: &str) -> Result<(), String> {
     }
     if name == FABRIC {
         return Err("`fabric` is the name of the network between the hosts: pick another".into());
+    }
+    // A host's name also names its port in the fabric, which already has these.
+    if name == "lo" || name == BRIDGE {
+        return Err(format!(
+            "`{name}` is taken by an interface of the fabric: pick another"
+        ));
     }
     Ok(())
 }

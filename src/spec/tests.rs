@@ -211,6 +211,8 @@ fn host_names_are_interface_names() {
     assert!(e.contains("1 to 15 lowercase letters"), "{e}");
     let e = error_of("[[host]]\nname = \"fabric\"\n");
     assert!(e.contains("pick another"), "{e}");
+    let e = error_of("[[host]]\nname = \"br0\"\n");
+    assert!(e.contains("taken by an interface of the fabric"), "{e}");
     let e = error_of("[[host]]\nname = \"a\"\n[[host]]\nname = \"a\"\n");
     assert!(e.contains("already exists"), "{e}");
 }
