@@ -510,7 +510,7 @@ fn stopping_right_after_the_last_packet_loses_nothing() {
             flow.fins.iter().any(|(_, side)| *side == Side::Client),
             "{host}: the client's FIN is missing"
         );
-        let answers = String::from_utf8_lossy(&flow.server_payload)
+        let answers = String::from_utf8_lossy(&flow.payload(t, Side::Server))
             .matches("Response to message")
             .count();
         assert_eq!(answers, 50, "{host}: all 50 answers captured");

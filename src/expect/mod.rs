@@ -353,7 +353,7 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 let t = trace(ev, host)?;
                 let found: Vec<_> = t
                     .flows_to(*server)
-                    .filter(|f| contains(&f.client_payload, text.as_bytes()))
+                    .filter(|f| contains(&f.payload(t, Side::Client), text.as_bytes()))
                     .map(|f| f.key)
                     .collect();
                 if found.is_empty() {

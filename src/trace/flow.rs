@@ -31,8 +31,6 @@ pub struct Flow {
     pub resets: Vec<(usize, Side)>,
     pub fins: Vec<(usize, Side)>,
     pub icmp_errors: Vec<usize>,
-    pub client_payload: Vec<u8>,
-    pub server_payload: Vec<u8>,
     /// Packets that repeat a sequence range already seen (Wireshark's [TCP Retransmission]).
     pub retransmissions: HashSet<usize>,
 }
@@ -47,8 +45,6 @@ impl Flow {
             resets: Vec::new(),
             fins: Vec::new(),
             icmp_errors: Vec::new(),
-            client_payload: Vec::new(),
-            server_payload: Vec::new(),
             retransmissions: HashSet::new(),
         }
     }
@@ -75,6 +71,25 @@ impl Flow {
         } else {
             Side::Server
         }
+    }
+
+    /// The bytes `side` sent, in order, each once (retransmissions left out). Made on demand
+    /// from the packets, so a bulk capture is not held twice.
+    pub fn payload(&self, trace: &Trace, side: Side) -> Vec<u8> {
+        let sender = match side {
+            Side::Client => self.key.client,
+            Side::Server => self.key.server,
+        };
+        let mut bytes = Vec::new();
+        for &i in &self.packets {
+            if let Kind::Tcp(t) = &trace.packets[i].kind
+                && t.src == sender
+                && !self.retransmissions.contains(&i)
+            {
+                bytes.extend_from_slice(&t.payload);
+            }
+        }
+        bytes
     }
 }
 
@@ -128,11 +143,6 @@ pub(super) fn flows(packets: &[Packet]) -> Vec<Flow> {
                 let dir = side as usize;
                 if consumes && !t.flags.rst && !seen[f][dir].insert(range) {
                     flow.retransmissions.insert(i);
-                } else if !t.payload.is_empty() {
-                    match side {
-                        Side::Client => flow.client_payload.extend_from_slice(&t.payload),
-                        Side::Server => flow.server_payload.extend_from_slice(&t.payload),
-                    }
                 }
                 if t.flags.syn && !t.flags.ack && side == Side::Client {
                     flow.syns.push(i);

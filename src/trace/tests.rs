@@ -122,7 +122,11 @@ fn handshake_and_payload() {
     let flow = t.flow(key()).unwrap();
     assert!(flow.handshake_completed(&t));
     assert!(flow.retransmissions.is_empty());
-    assert_eq!(&flow.client_payload[4..], b"Message #1 from client Alice");
+    assert_eq!(
+        &flow.payload(&t, Side::Client)[4..],
+        b"Message #1 from client Alice"
+    );
+    assert!(flow.payload(&t, Side::Server).is_empty());
     assert!(
         t.line(3, Duration::ZERO)
             .ends_with("length 32 \"....Message #1 from client Alice\"")
