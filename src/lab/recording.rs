@@ -26,29 +26,30 @@ impl Lab {
     /// Starts capturing `eth0` of every host; every packet from the moment this returns is
     /// kept.
     pub fn start_captures(&self) -> Result<Recording, LabError> {
-        self.start_captures_with(false, |_| None)
+        self.start_captures_with(false, |_, _| None)
     }
 
     /// Like [`Lab::start_captures`]; with `bridge_ports`, also each host's port on the
     /// fabric's bridge (named `fabric:HOST`), which shows where between two hosts a packet
-    /// stopped. `tap_for(name)` may give each capture a live tap.
+    /// stopped. `tap_for(name, origin)` may give each capture a live tap; `origin` is the
+    /// recording's zero of time.
     pub fn start_captures_with(
         &self,
         bridge_ports: bool,
-        mut tap_for: impl FnMut(&str) -> Option<Tap>,
+        mut tap_for: impl FnMut(&str, Duration) -> Option<Tap>,
     ) -> Result<Recording, LabError> {
         let origin = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let mut captures = Captures::new();
         for h in self.hosts() {
-            let tap = tap_for(h.name());
+            let tap = tap_for(h.name(), origin);
             captures.add(Capture::start_with_tap(h.ns(), h.name(), "eth0", tap)?);
         }
         if bridge_ports {
             for h in self.hosts() {
                 let name = port_capture_name(h.name());
-                let tap = tap_for(&name);
+                let tap = tap_for(&name, origin);
                 // The port is named after its host (see the lab's build).
                 captures.add(Capture::start_with_tap(
                     self.fabric(),

@@ -144,15 +144,12 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             .and_then(|h| h.set_sysctl(key, value))
             .map_err(lab_error)?;
     }
-    let origin_guess = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     let recording = lab
-        .start_captures_with(scenario.capture_bridge_ports, |host| {
+        .start_captures_with(scenario.capture_bridge_ports, |host, origin| {
             options
                 .events
                 .clone()
-                .map(|tx| live_tap(host.to_string(), origin_guess, tx))
+                .map(|tx| live_tap(host.to_string(), origin, tx))
         })
         .map_err(lab_error)?;
     let origin = recording.origin();

@@ -13,9 +13,8 @@ use crate::error_class::ErrorClass;
 use crate::expect::{Expectation, Tolerance};
 use crate::spec::location::{line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
-use crate::trace::Side;
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
-pub use model::{ExpectSpec, ScenarioFile, SideSpec, Step, SysctlValue, ToleranceSpec};
+pub use model::{ExpectSpec, ScenarioFile, Step, SysctlValue, ToleranceSpec};
 
 /// A scenario ready to run.
 #[derive(Debug, Clone)]
@@ -398,10 +397,7 @@ fn check(
             } => Expectation::ResetBy {
                 host: host_of(h)?,
                 server: srv(s)?,
-                by: match by {
-                    SideSpec::Client => Side::Client,
-                    SideSpec::Server => Side::Server,
-                },
+                by: *by,
             },
             ExpectSpec::NoAnswer { host: h, server: s } => Expectation::NoAnswer {
                 host: host_of(h)?,

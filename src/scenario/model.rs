@@ -7,6 +7,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use crate::spec::{FirewallRule, HostSpec, SecurityGroup, SgRule};
+use crate::trace::Side;
 
 pub const DEFAULT_TIME_LIMIT: f64 = 60.0;
 
@@ -115,14 +116,6 @@ fn one() -> u32 {
     1
 }
 
-/// Who sent a reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SideSpec {
-    Client,
-    Server,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToleranceSpec {
@@ -174,7 +167,7 @@ pub enum ExpectSpec {
     ResetBy {
         host: String,
         server: String,
-        by: SideSpec,
+        by: Side,
     },
     NoAnswer {
         host: String,

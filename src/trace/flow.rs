@@ -14,7 +14,8 @@ pub struct FlowKey {
     pub server: SocketAddrV4,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Client,
     Server,

@@ -38,11 +38,8 @@ pub fn describe(kind: &Kind) -> String {
         Kind::Udp(u) => {
             let _ = write!(
                 s,
-                "IP {}.{} > {}.{}: UDP, length {}",
-                u.src.ip(),
-                u.src.port(),
-                u.dst.ip(),
-                u.dst.port(),
+                "{}: UDP, length {}",
+                endpoints(u.src, u.dst),
                 u.payload_len
             );
         }
@@ -72,6 +69,17 @@ pub fn describe(kind: &Kind) -> String {
     s
 }
 
+/// Addresses and ports as tcpdump writes them: `IP 10.0.0.208.42364 > 10.0.0.58.1234`.
+fn endpoints(src: std::net::SocketAddrV4, dst: std::net::SocketAddrV4) -> String {
+    format!(
+        "IP {}.{} > {}.{}",
+        src.ip(),
+        src.port(),
+        dst.ip(),
+        dst.port()
+    )
+}
+
 fn tcp_line(s: &mut String, t: &Tcp) {
     let mut flags = String::new();
     for (on, c) in [
@@ -89,11 +97,8 @@ fn tcp_line(s: &mut String, t: &Tcp) {
     }
     let _ = write!(
         s,
-        "IP {}.{} > {}.{}: Flags [{flags}], seq {}",
-        t.src.ip(),
-        t.src.port(),
-        t.dst.ip(),
-        t.dst.port(),
+        "{}: Flags [{flags}], seq {}",
+        endpoints(t.src, t.dst),
         t.seq
     );
     if t.flags.ack {
