@@ -8,6 +8,7 @@ use futures::future::try_join_all;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
+use super::ready::{READY_WITHIN, Watched, wait_links};
 use super::{Host, LabError, preflight};
 use crate::firewall;
 use crate::netns::{Namespace, WorkerState};
@@ -135,6 +136,7 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
         c.wait()??;
     }
     fabric_rules.wait()??;
+    wait_ready(&fabric, resolved, &namespaces)?;
 
     let hosts = resolved
         .hosts
@@ -147,6 +149,45 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
         })
         .collect();
     Ok((fabric, hosts))
+}
+
+/// Every eth0 is up now, so every veth has its carrier; the kernel finishes bringing the
+/// links up on its own time (see `ready`). Each namespace watches its own links at once.
+fn wait_ready(
+    fabric: &Namespace,
+    resolved: &Resolved,
+    namespaces: &[Namespace],
+) -> Result<(), LabError> {
+    let ports: Vec<Watched> = resolved
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Watched {
+            index: FIRST_PORT_INDEX + i as u32,
+            name: format!("port {} on {BRIDGE}", h.name),
+            bridge_port: true,
+        })
+        .collect();
+    let fabric_ready =
+        fabric.submit(move |state| wait_links(state, "the fabric", ports, READY_WITHIN));
+    let hosts_ready: Vec<_> = resolved
+        .hosts
+        .iter()
+        .zip(namespaces)
+        .map(|(h, ns)| {
+            let whose = format!("host {}", h.name);
+            let eth0 = Watched {
+                index: ETH0_INDEX,
+                name: format!("eth0 of host {}", h.name),
+                bridge_port: false,
+            };
+            ns.submit(move |state| wait_links(state, &whose, vec![eth0], READY_WITHIN))
+        })
+        .collect();
+    for h in hosts_ready {
+        h.wait()??;
+    }
+    fabric_ready.wait()?
 }
 
 fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {

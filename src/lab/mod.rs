@@ -4,6 +4,7 @@
 
 mod build;
 mod preflight;
+mod ready;
 mod recording;
 
 use std::net::Ipv4Addr;
@@ -54,6 +55,15 @@ pub enum LabError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error(
+        "the links of {whose} did not become ready within {} s: {links}. The kernel did not finish bringing them up; is the machine overloaded?",
+        within.as_secs()
+    )]
+    NotReady {
+        whose: String,
+        within: Duration,
+        links: String,
     },
     #[error(transparent)]
     Firewall(#[from] FirewallError),
