@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error_class::ErrorClass;
 
@@ -78,6 +78,9 @@ pub enum ProcError {
 pub struct Outcome {
     pub program: String,
     pub status: ExitStatus,
+    /// When it started, since the Unix epoch: the clock of packet timestamps, so a report
+    /// can say what the program did on the wire and when.
+    pub started_at: Duration,
     pub duration: Duration,
     pub lines: Vec<Line>,
 }
@@ -131,6 +134,7 @@ pub struct Proc {
     program: String,
     child: Child,
     started: Instant,
+    started_at: Duration,
     output: Arc<(Mutex<Output>, Condvar)>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
@@ -151,6 +155,10 @@ impl Proc {
 
     /// Wraps a child started with [`prepare`]d pipes (e.g. spawned on a namespace's worker).
     pub fn from_child(program: String, mut child: Child, started: Instant) -> Proc {
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(started.elapsed());
         let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -163,6 +171,7 @@ impl Proc {
             program,
             child,
             started,
+            started_at,
             output,
             readers,
             status: None,
@@ -171,6 +180,11 @@ impl Proc {
 
     pub fn program(&self) -> &str {
         &self.program
+    }
+
+    /// When it started, since the Unix epoch (see [`Outcome::started_at`]).
+    pub fn started_at(&self) -> Duration {
+        self.started_at
     }
 
     pub fn pid(&self) -> u32 {
@@ -310,6 +324,7 @@ impl Proc {
         Ok(Outcome {
             program: self.program.clone(),
             status,
+            started_at: self.started_at,
             duration,
             lines: self.lines(),
         })

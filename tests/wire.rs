@@ -148,6 +148,7 @@ fn connect_timeout_shows_syn_retransmissions_and_an_empty_server_capture() {
                 server: server(1235),
                 schedule,
                 tolerance: Tolerance::default(),
+                program: Some("client".into()),
             },
             Expectation::NoAnswer {
                 host: "client-1".into(),
@@ -410,6 +411,7 @@ fn host_firewall_drop_shows_the_syns_on_both_sides() {
             server: server(1234),
             schedule,
             tolerance: Tolerance::default(),
+            program: Some("client".into()),
         });
         expectations.push(Expectation::NoAnswer {
             host: host.into(),
@@ -445,6 +447,7 @@ fn a_late_syn_fails_with_expected_and_observed_times() {
             server: server(1235),
             schedule: wrong,
             tolerance: Tolerance::default(),
+            program: Some("client".into()),
         }],
         &traces,
         &outcomes,

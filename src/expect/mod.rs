@@ -18,12 +18,15 @@ pub use schedule::{ExpectedSyn, SynSchedule, Tolerance};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expectation {
     /// On `host`'s capture, the SYNs of the (single) flow to `server` follow `schedule`: the
-    /// original and its retransmissions, same ISN and four-tuple, each on time.
+    /// original and its retransmissions, same ISN and four-tuple, each on time. With
+    /// `program`, the program that connects, the first SYN must also leave within the
+    /// tolerance of its start: a client that waited (for ARP, say) fails as a late start.
     SynSchedule {
         host: String,
         server: SocketAddrV4,
         schedule: SynSchedule,
         tolerance: Tolerance,
+        program: Option<String>,
     },
     /// `host`'s capture holds no packet of any flow to `server`.
     NoFlow { host: String, server: SocketAddrV4 },
@@ -258,11 +261,16 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             server,
             schedule,
             tolerance,
+            program,
         } => {
             let t = trace(ev, host)?;
+            let start = match program {
+                Some(p) => Some((p.as_str(), outcome(ev, p)?.started_at)),
+                None => None,
+            };
             let flows: Vec<&Flow> = t.flows_to(*server).filter(|f| !f.syns.is_empty()).collect();
             match flows.as_slice() {
-                [flow] => syn_schedule(t, flow, schedule, *tolerance),
+                [flow] => syn_schedule(t, flow, schedule, *tolerance, start, ev.origin),
                 [] => (false, format!("no SYN to {server} on {host}")),
                 many => (
                     false,
@@ -476,8 +484,22 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn syn_schedule(t: &Trace, flow: &Flow, schedule: &SynSchedule, tol: Tolerance) -> (bool, String) {
+/// The program that connects, and when it started (since the Unix epoch).
+type Start<'a> = Option<(&'a str, Duration)>;
+
+fn syn_schedule(
+    t: &Trace,
+    flow: &Flow,
+    schedule: &SynSchedule,
+    tol: Tolerance,
+    start: Start,
+    origin: Duration,
+) -> (bool, String) {
     let first = t.packets[flow.syns[0]].at;
+    let late = start.and_then(|(program, at)| {
+        let lead = first.saturating_sub(at);
+        (lead > tol.margin(Duration::ZERO)).then(|| late_start(t, program, at, first, tol))
+    });
     let isn = |i: usize| match &t.packets[i].kind {
         Kind::Tcp(tcp) => tcp.seq,
         _ => 0,
@@ -502,7 +524,8 @@ fn syn_schedule(t: &Trace, flow: &Flow, schedule: &SynSchedule, tol: Tolerance) 
                 secs(tol.margin(exp.at)),
                 secs(s)
             )),
-            None if exp.required => problems.push(format!(
+            // After a late start, SYNs missing at the end are its consequence, not news.
+            None if exp.required && late.is_none() => problems.push(format!(
                 "expected SYN #{} at {}, saw none",
                 n + 1,
                 secs(exp.at)
@@ -533,16 +556,92 @@ fn syn_schedule(t: &Trace, flow: &Flow, schedule: &SynSchedule, tol: Tolerance) 
         .iter()
         .map(|s| format!("{:.3}", s.as_secs_f64()))
         .collect();
+    let when = match start {
+        Some((program, at)) => format!(
+            "first SYN at {} on the run's clock, {} after {program} started",
+            secs(first.saturating_sub(origin)),
+            secs(first.saturating_sub(at))
+        ),
+        None => format!(
+            "first SYN at {} on the run's clock",
+            secs(first.saturating_sub(origin))
+        ),
+    };
     let summary = format!(
-        "expected SYNs at [{}] s, saw [{}] s",
+        "{when}; expected SYNs at [{}] s after the first, saw [{}] s",
         expected_text.join(", "),
         seen_text.join(", ")
     );
+    if let Some(late) = late {
+        problems.insert(0, late);
+    }
     if problems.is_empty() {
         (true, summary)
     } else {
         (false, format!("{}; {summary}", problems.join("; ")))
     }
+}
+
+/// A first SYN that left later than its program's start allows: what the host did before it.
+fn late_start(
+    t: &Trace,
+    program: &str,
+    started: Duration,
+    first: Duration,
+    tol: Tolerance,
+) -> String {
+    /// Enough to show an ARP exchange and its retries; more is in the capture below.
+    const SHOWN: usize = 6;
+    let before: Vec<usize> = (0..t.packets.len())
+        .filter(|&i| (started..first).contains(&t.packets[i].at))
+        .collect();
+    // A reply shows as the request it answered.
+    let is_reply = |i: usize| matches!(&t.packets[i].kind, Kind::Arp(a) if !a.request);
+    let mut seen = Vec::new();
+    let mut asked = std::collections::HashSet::new();
+    let listed: Vec<usize> = before.iter().copied().filter(|&i| !is_reply(i)).collect();
+    for &i in listed.iter().take(SHOWN) {
+        let p = &t.packets[i];
+        let at = secs(p.at - started);
+        seen.push(match &p.kind {
+            Kind::Arp(arp) if arp.request => {
+                // Answered if the reply comes before the next request for the same address.
+                let answered = before
+                    .iter()
+                    .filter(|&&j| j > i)
+                    .find_map(|&j| match &t.packets[j].kind {
+                        Kind::Arp(r) if r.request && r.target == arp.target => Some(false),
+                        Kind::Arp(r) if !r.request && r.sender == arp.target => Some(true),
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                let again = if asked.insert(arp.target) {
+                    ""
+                } else {
+                    " again"
+                };
+                format!(
+                    "ARP who-has {}{again} at {at}, {}",
+                    arp.target,
+                    if answered { "answered" } else { "unanswered" }
+                )
+            }
+            kind => format!("{} at {at}", crate::trace::describe(kind)),
+        });
+    }
+    if listed.len() > SHOWN {
+        seen.push(format!("{} more", listed.len() - SHOWN));
+    }
+    let before = if seen.is_empty() {
+        format!("nothing on {} before it", t.host)
+    } else {
+        format!("before it: {}", seen.join("; "))
+    };
+    format!(
+        "late start: first SYN {} after {program} started (allowed {}); {before}",
+        secs(first - started),
+        secs(tol.margin(Duration::ZERO))
+    )
 }
 
 fn render(checks: &[Check], ev: &Evidence) -> String {
@@ -589,3 +688,6 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

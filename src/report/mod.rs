@@ -46,7 +46,10 @@ pub struct ProgramReport {
     pub command: String,
     pub exit_code: Option<i32>,
     pub class: Option<String>,
+    /// When it started, on the run's clock (seconds since the captures started).
+    pub started_s: f64,
     pub duration_s: f64,
+    /// What it printed, each line on the run's clock.
     pub output: Vec<OutputLine>,
 }
 
@@ -78,24 +81,29 @@ impl Report {
             programs: run
                 .outcomes
                 .iter()
-                .map(|(name, o)| ProgramReport {
-                    name: name.clone(),
-                    command: o.program.clone(),
-                    exit_code: o.status.code(),
-                    class: o.class().map(|c| c.to_string()),
-                    duration_s: o.duration.as_secs_f64(),
-                    output: o
-                        .lines
-                        .iter()
-                        .map(|l| OutputLine {
-                            at_s: l.at.as_secs_f64(),
-                            stream: match l.stream {
-                                Stream::Stdout => "stdout",
-                                Stream::Stderr => "stderr",
-                            },
-                            text: l.text.clone(),
-                        })
-                        .collect(),
+                .map(|(name, o)| {
+                    // Before the captures started is before 0 on the run's clock.
+                    let started_s = o.started_at.as_secs_f64() - run.origin.as_secs_f64();
+                    ProgramReport {
+                        name: name.clone(),
+                        command: o.program.clone(),
+                        exit_code: o.status.code(),
+                        class: o.class().map(|c| c.to_string()),
+                        started_s,
+                        duration_s: o.duration.as_secs_f64(),
+                        output: o
+                            .lines
+                            .iter()
+                            .map(|l| OutputLine {
+                                at_s: started_s + l.at.as_secs_f64(),
+                                stream: match l.stream {
+                                    Stream::Stdout => "stdout",
+                                    Stream::Stderr => "stderr",
+                                },
+                                text: l.text.clone(),
+                            })
+                            .collect(),
+                    }
                 })
                 .collect(),
         }
@@ -140,8 +148,8 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "\n{bold}{}{bold:#}: {} ({ended} after {:.3} s)",
-                p.name, p.command, p.duration_s
+                "\n{bold}{}{bold:#}: {} (started at {:.3} s, {ended} after {:.3} s)",
+                p.name, p.command, p.started_s, p.duration_s
             );
             for l in &p.output {
                 let tag = if l.stream == "stderr" { "err" } else { "out" };

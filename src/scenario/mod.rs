@@ -193,6 +193,9 @@ fn check(
     // Names of programs as the steps define them, in order.
     let mut started: HashSet<String> = HashSet::new();
     let mut programs: HashSet<String> = HashSet::new();
+    // Programs each host starts or runs, in order: the default connecting program of a
+    // SYN schedule.
+    let mut programs_on: Vec<(String, String)> = Vec::new();
     let groups: Vec<&str> = raw
         .security_groups
         .iter()
@@ -241,6 +244,7 @@ fn check(
                     ));
                 }
                 new_name(name, &mut programs)?;
+                programs_on.push((h.clone(), name.clone()));
                 if matches!(step, Step::Start { .. }) {
                     started.insert(name.clone());
                 }
@@ -360,12 +364,38 @@ fn check(
                 sender,
                 app_timeout,
                 tolerance,
+                program: connecting,
             } => {
                 // The schedule's sysctls are read from the sender when the scenario runs.
                 let sender = sender.as_deref().unwrap_or(h);
                 host(path.key("sender"), sender)?;
                 senders.push((i, sender.to_string()));
+                let connecting = match connecting {
+                    Some(p) => Some(program(path.key("program"), p)?),
+                    None => {
+                        let on: Vec<&str> = programs_on
+                            .iter()
+                            .filter(|(h, _)| h == sender)
+                            .map(|(_, n)| n.as_str())
+                            .collect();
+                        match on.as_slice() {
+                            [] => None,
+                            [one] => Some(one.to_string()),
+                            many => {
+                                return Err(invalid(
+                                    path.key("program"),
+                                    format!(
+                                        "{sender} runs several programs ({}): name the one that connects, e.g. program = \"{}\"",
+                                        many.join(", "),
+                                        many[0]
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                };
                 Expectation::SynSchedule {
+                    program: connecting,
                     host: host_of(h)?,
                     server: srv(s)?,
                     schedule: crate::expect::SynSchedule {

@@ -150,6 +150,10 @@ pub enum ExpectSpec {
         /// The client's own connect timeout in seconds, if it has one.
         #[serde(default)]
         app_timeout: Option<f64>,
+        /// The program that connects: its first SYN must leave right after it starts.
+        /// Default: the one program started on `sender`.
+        #[serde(default)]
+        program: Option<String>,
         #[serde(default)]
         tolerance: Option<ToleranceSpec>,
     },
