@@ -23,3 +23,7 @@ demo:
 # Capture fidelity beside tcpdump (root)
 bench-capture:
     cargo xtask bench-capture
+
+# The catalog 4-wide for 5 rounds and 32 connect-timeouts at once for 5 rounds: failures per scenario (root)
+stress *ARGS:
+    cargo xtask stress {{ARGS}}

@@ -1,7 +1,10 @@
 //! `cargo xtask <task>`: installs what tcplab needs from Debian's packages (when run as root on
 //! Debian or Ubuntu; otherwise it names what to install), then runs the task.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod stress;
 
 /// Debian packages the build and the tests need, with what each is for.
 const PACKAGES: &[(&str, &str)] = &[
@@ -37,6 +40,8 @@ tasks:
             install missing packages, then run the capture fidelity benchmark (root)
   demo      install missing packages, build, and run the article's connect-timeout scenario
             (root): what tcplab is for, in one command
+  stress    install missing packages, build, and run the catalog many times at once (root):
+            how many runs of each scenario pass on a loaded machine (`stress --help`)
   deps      install missing packages only";
 
 fn main() -> ExitCode {
@@ -64,6 +69,19 @@ fn main() -> ExitCode {
         Some("bench-capture") => ensure_packages()
             .and_then(|()| cargo(&["bench", "--bench", "capture", "--"], &args[1..])),
         Some("demo") => ensure_packages().and_then(|()| demo(&args[1..])),
+        Some("stress") if args[1..].iter().any(|a| a == "-h" || a == "--help") => {
+            println!("{}", stress::USAGE);
+            Ok(())
+        }
+        Some("stress") => ensure_packages()
+            .and_then(|()| {
+                if stress::brings_binary(&args[1..]) {
+                    Ok(())
+                } else {
+                    cargo(&["build", "--release", "--bins"], &[])
+                }
+            })
+            .and_then(|()| stress::stress(root(), &release_bin("tcplab"), &args[1..])),
         Some("deps") => ensure_packages(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -84,16 +102,26 @@ fn main() -> ExitCode {
 /// Builds every binary (the scenario runs tcplab's own apps) and runs the article's scenario.
 fn demo(extra: &[String]) -> Result<(), String> {
     cargo(&["build", "--release", "--bins"], &[])?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits in the workspace");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let scenario = extra.first().map_or("connect-timeout", String::as_str);
-    run(Command::new(target.join("release/tcplab"))
+    run(Command::new(release_bin("tcplab"))
         .args(["run", scenario])
-        .current_dir(root))
+        .current_dir(root()))
+}
+
+/// The workspace's root folder.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+}
+
+/// A binary of the release build.
+fn release_bin(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("release")
+        .join(name)
 }
 
 fn cargo(args: &[&str], extra: &[String]) -> Result<(), String> {
