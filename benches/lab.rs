@@ -75,6 +75,50 @@ fn main() {
             );
         }
     }
+    big_lab(scale);
+}
+
+/// 500 hosts on a /23, tcplab alone (the script would take minutes a round): median build +
+/// teardown, and the process's peak resident memory while it ran.
+fn big_lab(scale: usize) {
+    let mut topo = Topology::new("10.0.0.0/23".parse().expect("a subnet"));
+    for i in 1..=500 {
+        topo = topo.host(HostSpec::new(format!("h{i}")));
+    }
+    let resolved = topo.resolve().expect("valid topology");
+    // The rows before would count in the peak: "5" resets it (proc(5), clear_refs).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let rounds = 5 * scale;
+    let times = (0..rounds)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            time_tcplab(&resolved)
+        })
+        .collect();
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "
+500 hosts on a /23, tcplab only (settled: 500 ms between rounds, not timed)"
+    );
+    println!(
+        "{:<28} {:>7} {:>12} {:>14}",
+        "topology", "rounds", "tcplab", "peak memory"
+    );
+    println!(
+        "{:<28} {:>7} {:>9.1} ms {:>14}{}",
+        "500 hosts",
+        rounds,
+        ms(median(times)),
+        peak,
+        if reset { "" } else { " (whole run)" }
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -54,6 +54,7 @@ fn disable_ipv6() -> Result<(), LabError> {
 
 pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabError> {
     preflight::check_privileges()?;
+    super::limits::raise_nofile();
     // Namespaces are made in parallel (most of a build is the kernel setting them up), and
     // each phase is submitted everywhere before any result is awaited.
     let starting: Vec<_> = (0..=resolved.hosts.len())

@@ -3,6 +3,7 @@
 //! dropped, and when the process holding it dies.
 
 mod build;
+mod limits;
 mod preflight;
 mod ready;
 mod recording;
@@ -65,6 +66,10 @@ pub enum LabError {
         within: Duration,
         links: String,
     },
+    #[error(
+        "tcplab ran out of file descriptors (limit {limit}; a lab holds about 3 per host while it is built): raise the limit (`ulimit -n`, LimitNOFILE= for a service) or build fewer hosts ({source})"
+    )]
+    OutOfFiles { source: Box<LabError>, limit: u64 },
     #[error(transparent)]
     Firewall(#[from] FirewallError),
     #[error("no host named `{name}` in this lab (hosts: {known})")]
@@ -73,6 +78,23 @@ pub enum LabError {
     Proc(#[from] ProcError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
+}
+
+/// Whether a build failed for want of file descriptors, wherever in it that happened.
+fn ran_out_of_files(e: &LabError) -> bool {
+    if let LabError::Netns(NetnsError::Create(io)) = e {
+        return limits::out_of_files(io);
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(limits::out_of_files)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A host: a namespace with `lo` and `eth0` on the subnet.
@@ -136,7 +158,16 @@ impl Lab {
     }
 
     pub fn from_resolved(resolved: Resolved) -> Result<Lab, LabError> {
-        let (fabric, hosts) = build::build(&resolved)?;
+        let (fabric, hosts) = build::build(&resolved).map_err(|e| {
+            if ran_out_of_files(&e) {
+                LabError::OutOfFiles {
+                    source: Box::new(e),
+                    limit: limits::nofile_limit().unwrap_or_default(),
+                }
+            } else {
+                e
+            }
+        })?;
         Ok(Lab {
             hosts,
             fabric,

@@ -19,9 +19,7 @@ pub use worker::{Pending, WorkerState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
-    #[error(
-        "cannot create a network namespace: {0} (creating one needs CAP_SYS_ADMIN: run as root, or in a container started with --privileged)"
-    )]
+    #[error("cannot create a network namespace: {0}{hint}", hint = create_hint(.0))]
     Create(std::io::Error),
     #[error("cannot start the namespace's worker thread: {0}")]
     Thread(std::io::Error),
@@ -50,6 +48,16 @@ pub enum NetnsError {
     },
     #[error(transparent)]
     Proc(#[from] ProcError),
+}
+
+fn create_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        // Not a privilege problem: the error itself says what ran out.
+        Some(libc::EMFILE | libc::ENFILE) => "",
+        _ => {
+            " (creating one needs CAP_SYS_ADMIN: run as root, or in a container started with --privileged)"
+        }
+    }
 }
 
 /// A network namespace and the worker thread that lives in it.
