@@ -519,3 +519,47 @@ fn stopping_right_after_the_last_packet_loses_nothing() {
         assert_eq!(answers, 50, "{host}: all 50 answers captured");
     }
 }
+
+#[test]
+fn a_late_start_is_its_own_failure() {
+    let Some(lab) = article_lab() else { return };
+    let artifacts = Artifacts::new("late-start");
+    // The client waits 1.2 s before it connects: the delay under test, not a synchronisation.
+    let mut late = Command::new("sh");
+    late.arg("-c").arg(format!(
+        "sleep 1.2; exec {} 10.0.0.58 1235 -t 3.5 -c 1 --pause-sec 0",
+        env!("CARGO_BIN_EXE_tcp-client")
+    ));
+    let (traces, outcomes, origin) = record(&lab, &artifacts, vec![("client", "client-1", late)]);
+    let schedule = lab
+        .host("client-1")
+        .unwrap()
+        .syn_schedule(Some(Duration::from_secs_f64(3.5)))
+        .unwrap();
+    let v = verdict(
+        &[Expectation::SynSchedule {
+            host: "client-1".into(),
+            server: server(1235),
+            schedule,
+            tolerance: Tolerance::default(),
+            program: Some("client".into()),
+        }],
+        &traces,
+        &outcomes,
+        origin,
+    );
+    assert!(
+        !v.passed(),
+        "a client that started 1.2 s late must fail:\n{v}"
+    );
+    let detail = &v.checks.last().unwrap().detail;
+    assert!(
+        detail.starts_with("late start: first SYN 1."),
+        "the late start comes first: {detail}"
+    );
+    assert!(
+        detail.contains("before it: ARP who-has 10.0.0.58 at 1.") && detail.contains(", answered"),
+        "what came before the first SYN: {detail}"
+    );
+    assert!(!detail.contains("saw none"), "{detail}");
+}
