@@ -12,6 +12,7 @@ pub mod netns;
 pub mod proc;
 pub mod report;
 pub mod scenario;
+pub mod session;
 pub mod spec;
 pub mod trace;
 pub mod wire;

@@ -3,6 +3,7 @@
 //! times), and shows the packets of every capture that concern it and where the pcaps are.
 
 mod schedule;
+mod want;
 
 use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -13,6 +14,11 @@ use crate::error_class::ErrorClass;
 use crate::proc::Outcome;
 use crate::trace::{Flow, Kind, Side, Trace};
 pub use schedule::{ExpectedSyn, SynSchedule, Tolerance};
+pub use want::{
+    Expect, ProgramName, answered, class, exit, handshake, no_answer, no_flow, no_ip_packets,
+    output, reset_by, sent, syn_retransmissions, took,
+};
+pub(crate) use want::{FlowWant, Want};
 
 /// Something that must be true of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +61,20 @@ pub enum Expectation {
         text: String,
         server: SocketAddrV4,
         hosts: Vec<String>,
+    },
+    /// `text` is in the server's payload to the client, in a connection to `server`, on every
+    /// one of `hosts`, in flows with the same four-tuple.
+    Answer {
+        text: String,
+        server: SocketAddrV4,
+        hosts: Vec<String>,
+    },
+    /// The program named `program` ran for `expected`, within `tolerance` ("curl gave up
+    /// after 3 s").
+    Took {
+        program: String,
+        expected: Duration,
+        tolerance: Tolerance,
     },
     /// The program named `program` ended with class `class`.
     Class { program: String, class: ErrorClass },
@@ -116,6 +136,18 @@ impl fmt::Display for Expectation {
                 "\"{text}\" sent to {server}, seen on {} with the same four-tuple",
                 hosts.join(" and ")
             ),
+            Expectation::Answer {
+                text,
+                server,
+                hosts,
+            } => write!(
+                f,
+                "\"{text}\" answered by {server}, seen on {} with the same four-tuple",
+                hosts.join(" and ")
+            ),
+            Expectation::Took {
+                program, expected, ..
+            } => write!(f, "{program} ran for {}", secs(*expected)),
             Expectation::Class { program, class } => write!(f, "{program} ended with {class}"),
             Expectation::Exit { program, code } => write!(f, "{program} exited with {code}"),
             Expectation::Output { program, line } => write!(f, "{program} printed \"{line}\""),
@@ -245,10 +277,12 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::NoAnswer { server, .. }
         | Expectation::IcmpError { server, .. }
         | Expectation::Payload { server, .. }
+        | Expectation::Answer { server, .. }
         | Expectation::ZeroWindow { server, .. } => vec![*server],
         Expectation::NoIpPackets { .. }
         | Expectation::Class { .. }
         | Expectation::Exit { .. }
+        | Expectation::Took { .. }
         | Expectation::Output { .. }
         | Expectation::UnansweredArp { .. } => Vec::new(),
     }
@@ -355,34 +389,27 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             text,
             server,
             hosts,
+        } => payload(ev, text, *server, hosts, Side::Client)?,
+        Expectation::Answer {
+            text,
+            server,
+            hosts,
+        } => payload(ev, text, *server, hosts, Side::Server)?,
+        Expectation::Took {
+            program,
+            expected,
+            tolerance,
         } => {
-            let mut tuples = Vec::new();
-            for host in hosts {
-                let t = trace(ev, host)?;
-                let found: Vec<_> = t
-                    .flows_to(*server)
-                    .filter(|f| contains(&f.payload(t, Side::Client), text.as_bytes()))
-                    .map(|f| f.key)
-                    .collect();
-                if found.is_empty() {
-                    return Ok((
-                        false,
-                        format!("not in any connection to {server} on {host}"),
-                    ));
-                }
-                tuples.push((host.clone(), found));
-            }
-            let first = &tuples[0].1;
-            let common = first
-                .iter()
-                .find(|k| tuples.iter().all(|(_, ks)| ks.contains(k)));
-            match common {
-                Some(k) => (
-                    true,
-                    format!("in {}:{} > {}", k.client.ip(), k.client.port(), k.server),
+            let took = outcome(ev, program)?.duration;
+            (
+                tolerance.allows(*expected, took),
+                format!(
+                    "ran for {} (expected {} ±{})",
+                    secs(took),
+                    secs(*expected),
+                    secs(tolerance.margin(*expected))
                 ),
-                None => (false, format!("seen in different four-tuples: {tuples:?}")),
-            }
+            )
         }
         Expectation::Exit { program, code } => {
             let outcome = outcome(ev, program)?;
@@ -478,6 +505,46 @@ fn outcome<'a>(ev: &'a Evidence, program: &str) -> Result<&'a Outcome, String> {
         .find(|(name, _)| name == program)
         .map(|(_, o)| o)
         .ok_or_else(|| format!("no program named {program} ran"))
+}
+
+/// `text` in the payload `side` sent, in connections to `server`, with one four-tuple on
+/// every host.
+fn payload(
+    ev: &Evidence,
+    text: &str,
+    server: SocketAddrV4,
+    hosts: &[String],
+    side: Side,
+) -> Result<(bool, String), String> {
+    let mut tuples = Vec::new();
+    for host in hosts {
+        let t = trace(ev, host)?;
+        let found: Vec<_> = t
+            .flows_to(server)
+            .filter(|f| contains(&f.payload(t, side), text.as_bytes()))
+            .map(|f| f.key)
+            .collect();
+        if found.is_empty() {
+            return Ok((
+                false,
+                format!("not in any connection to {server} on {host}"),
+            ));
+        }
+        tuples.push((host.clone(), found));
+    }
+    let Some((_, first)) = tuples.first() else {
+        return Ok((false, "no host named to look on".into()));
+    };
+    let common = first
+        .iter()
+        .find(|k| tuples.iter().all(|(_, ks)| ks.contains(k)));
+    Ok(match common {
+        Some(k) => (
+            true,
+            format!("in {}:{} > {}", k.client.ip(), k.client.port(), k.server),
+        ),
+        None => (false, format!("seen in different four-tuples: {tuples:?}")),
+    })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

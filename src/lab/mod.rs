@@ -129,12 +129,101 @@ impl Host {
         Ok(self.spawn(cmd)?.wait(timeout)?)
     }
 
+    /// Runs `f` on a new thread inside the host's network namespace and returns its value:
+    /// sockets `f` opens belong to the host, so the caller's own client or server code can
+    /// run in a lab. The host's worker is not involved (a slow `f` delays nothing else), and
+    /// only the network namespace changes: files, `/sys` and the rest are the caller's.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), tcplab::lab::LabError> {
+    /// let lab = tcplab::lab::Lab::from_file("fixtures/topologies/article.toml")?;
+    /// let reached = lab.host("client-1")?.run_fn(|| {
+    ///     std::net::TcpStream::connect_timeout(
+    ///         &"10.0.0.58:1235".parse().unwrap(),
+    ///         std::time::Duration::from_secs(2),
+    ///     )
+    ///     .is_ok()
+    /// })?;
+    /// assert!(!reached, "the security group drops port 1235");
+    /// # Ok(()) }
+    /// ```
+    pub fn run_fn<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+        let fd = self.ns_fd()?;
+        std::thread::scope(|scope| {
+            let thread = std::thread::Builder::new()
+                .name(format!("tcplab-in-{}", self.name))
+                .spawn_scoped(scope, move || enter(&fd).map(|()| f()))
+                .map_err(|source| LabError::Io {
+                    what: format!("start a thread for host {}", self.name),
+                    source,
+                })?;
+            match thread.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// Like [`Host::run_fn`], without waiting: `f` runs on its own thread in the host while
+    /// the caller goes on; [`InHost::join`] returns its value.
+    pub fn spawn_fn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<InHost<T>, LabError> {
+        let fd = self.ns_fd()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("tcplab-in-{}", self.name))
+            .spawn(move || enter(&fd).map(|()| f()))
+            .map_err(|source| LabError::Io {
+                what: format!("start a thread for host {}", self.name),
+                source,
+            })?;
+        Ok(InHost(thread))
+    }
+
+    fn ns_fd(&self) -> Result<std::os::fd::OwnedFd, LabError> {
+        use std::os::fd::AsFd;
+        self.ns
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| LabError::Io {
+                what: format!("hold host {}'s namespace", self.name),
+                source,
+            })
+    }
+
     pub fn sysctl(&self, key: &str) -> Result<String, LabError> {
         Ok(self.ns.sysctl(key)?)
     }
 
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
         Ok(self.ns.set_sysctl(key, value)?)
+    }
+}
+
+/// Moves the calling thread into the network namespace `fd` refers to.
+fn enter(fd: &std::os::fd::OwnedFd) -> Result<(), LabError> {
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Io {
+        what: "enter a host's network namespace".into(),
+        source: e.into(),
+    })
+}
+
+/// Code of the caller's running in a host (see [`Host::spawn_fn`]).
+pub struct InHost<T>(std::thread::JoinHandle<Result<T, LabError>>);
+
+impl<T> InHost<T> {
+    /// Waits for the code to finish and returns its value; a panic in it resumes here.
+    pub fn join(self) -> Result<T, LabError> {
+        match self.0.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Whether the code has finished.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
 

@@ -23,6 +23,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "`nft`, for the benchmark's baseline and leak checks",
     ),
     ("iputils-ping", "`ping` inside lab hosts"),
+    (
+        "curl",
+        "a real HTTP client in the session tests and the README's examples",
+    ),
+    (
+        "netcat-openbsd",
+        "`nc`, for following the article by hand in a lab kept up",
+    ),
+    (
+        "python3",
+        "a real HTTP server (`python3 -m http.server`) in the session tests",
+    ),
     ("tcpdump", "reading tcplab's pcaps back in the tests"),
     (
         "tshark",

@@ -1,0 +1,204 @@
+//! Expectations as a test writes them: hosts and programs by name, servers as `"HOST:PORT"`,
+//! schedules left to be derived. A [`crate::session::Session`] turns them into
+//! [`Expectation`]s against its lab and evidence when it checks.
+
+use std::time::Duration;
+
+use super::{Expectation, Tolerance};
+use crate::error_class::ErrorClass;
+use crate::trace::Side;
+
+/// Something that names a program of a session: its handle, or its name.
+pub trait ProgramName {
+    /// The program's name in the session (and in reports).
+    fn program_name(&self) -> &str;
+}
+
+impl ProgramName for str {
+    fn program_name(&self) -> &str {
+        self
+    }
+}
+
+impl ProgramName for String {
+    fn program_name(&self) -> &str {
+        self
+    }
+}
+
+impl<T: ProgramName + ?Sized> ProgramName for &T {
+    fn program_name(&self) -> &str {
+        (**self).program_name()
+    }
+}
+
+/// An expectation to check at the end of a session. Build one with the functions of
+/// [`crate::expect`] ([`exit`], [`syn_retransmissions`], [`no_flow`]...).
+#[derive(Debug, Clone)]
+pub struct Expect(pub(crate) Want);
+
+#[derive(Debug, Clone)]
+pub(crate) enum Want {
+    /// Already in its final form.
+    Ready(Expectation),
+    /// SYNs from `host` to `target` on schedule until `program` gave up (the one program the
+    /// session ran on `host` unless named).
+    SynRetransmissions {
+        host: String,
+        target: String,
+        program: Option<String>,
+        tolerance: Tolerance,
+    },
+    Flow {
+        host: String,
+        target: String,
+        kind: FlowWant,
+    },
+    Payload {
+        text: String,
+        target: String,
+        hosts: Vec<String>,
+        from: Side,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FlowWant {
+    None,
+    Handshake,
+    NoAnswer,
+    ResetBy(Side),
+}
+
+impl Expect {
+    /// Compares times with `tolerance` instead of the default (0.1 s + 5%): for
+    /// [`syn_retransmissions`] and [`took`].
+    pub fn tolerance(mut self, tolerance: Tolerance) -> Expect {
+        match &mut self.0 {
+            Want::SynRetransmissions { tolerance: t, .. }
+            | Want::Ready(Expectation::Took { tolerance: t, .. }) => *t = tolerance,
+            _ => {}
+        }
+        self
+    }
+
+    /// For [`syn_retransmissions`]: the program that connects, when its host ran several.
+    pub fn by(mut self, program: impl ProgramName) -> Expect {
+        if let Want::SynRetransmissions { program: p, .. } = &mut self.0 {
+            *p = Some(program.program_name().to_string());
+        }
+        self
+    }
+}
+
+impl From<Expectation> for Expect {
+    fn from(e: Expectation) -> Expect {
+        Expect(Want::Ready(e))
+    }
+}
+
+/// The program exited with `code` (any program: curl's 28, your own tool's 3).
+pub fn exit(program: impl ProgramName, code: i32) -> Expect {
+    Expectation::Exit {
+        program: program.program_name().to_string(),
+        code,
+    }
+    .into()
+}
+
+/// One of tcplab's own apps ended with the error class `class`.
+pub fn class(program: impl ProgramName, class: ErrorClass) -> Expect {
+    Expectation::Class {
+        program: program.program_name().to_string(),
+        class,
+    }
+    .into()
+}
+
+/// The program ran for `duration`, within the tolerance (default 0.1 s + 5%): "curl gave
+/// up after its 3 s connect timeout".
+pub fn took(program: impl ProgramName, duration: Duration) -> Expect {
+    Expectation::Took {
+        program: program.program_name().to_string(),
+        expected: duration,
+        tolerance: Tolerance::default(),
+    }
+    .into()
+}
+
+/// The program printed a line containing `line`.
+pub fn output(program: impl ProgramName, line: &str) -> Expect {
+    Expectation::Output {
+        program: program.program_name().to_string(),
+        line: line.to_string(),
+    }
+    .into()
+}
+
+/// On `host`'s capture, the SYNs to `target` (`"server:8080"` or `"10.0.0.58:8080"`) went
+/// out and were retransmitted on the kernel's schedule (from `host`'s own sysctls) until the
+/// program that connected gave up, the first one right when it started.
+pub fn syn_retransmissions(host: &str, target: &str) -> Expect {
+    Expect(Want::SynRetransmissions {
+        host: host.to_string(),
+        target: target.to_string(),
+        program: None,
+        tolerance: Tolerance::default(),
+    })
+}
+
+fn flow(host: &str, target: &str, kind: FlowWant) -> Expect {
+    Expect(Want::Flow {
+        host: host.to_string(),
+        target: target.to_string(),
+        kind,
+    })
+}
+
+/// `host`'s capture holds no packet of any connection to `target`: what a security group
+/// that drops leaves on the server.
+pub fn no_flow(host: &str, target: &str) -> Expect {
+    flow(host, target, FlowWant::None)
+}
+
+/// On `host`'s capture, a connection to `target` completed its three-way handshake.
+pub fn handshake(host: &str, target: &str) -> Expect {
+    flow(host, target, FlowWant::Handshake)
+}
+
+/// On `host`'s capture, nothing answered the SYNs to `target`: no SYN-ACK, RST or ICMP.
+pub fn no_answer(host: &str, target: &str) -> Expect {
+    flow(host, target, FlowWant::NoAnswer)
+}
+
+/// On `host`'s capture, a connection to `target` was reset by `by`.
+pub fn reset_by(host: &str, target: &str, by: Side) -> Expect {
+    flow(host, target, FlowWant::ResetBy(by))
+}
+
+/// `text` went from a client to `target`, seen on each of `hosts` in one connection.
+pub fn sent(text: &str, target: &str, hosts: &[&str]) -> Expect {
+    payload(text, target, hosts, Side::Client)
+}
+
+/// `target` answered `text` to its client, seen on each of `hosts` in one connection.
+pub fn answered(text: &str, target: &str, hosts: &[&str]) -> Expect {
+    payload(text, target, hosts, Side::Server)
+}
+
+fn payload(text: &str, target: &str, hosts: &[&str], from: Side) -> Expect {
+    Expect(Want::Payload {
+        text: text.to_string(),
+        target: target.to_string(),
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        from,
+    })
+}
+
+/// `host`'s capture holds no IP packet at all (ARP aside).
+pub fn no_ip_packets(host: &str) -> Expect {
+    Expectation::NoIpPackets {
+        host: host.to_string(),
+    }
+    .into()
+}

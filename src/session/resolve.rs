@@ -1,0 +1,137 @@
+//! From expectations as a test writes them to expectations the evidence is checked against:
+//! names become addresses of the lab's hosts, and SYN schedules are derived from the sending
+//! host's sysctls and the program that connected.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::expect::{Check, Expect, Expectation, FlowWant, Want};
+use crate::lab::Lab;
+use crate::proc::Outcome;
+
+/// `hosts` pairs each program with its host; a failure is the check that reports it.
+pub(super) fn resolve(
+    e: Expect,
+    lab: &Lab,
+    hosts: &[(&str, &str)],
+    outcomes: &[(String, Outcome)],
+) -> Result<Expectation, Check> {
+    let what = describe(&e.0);
+    resolve_want(e.0, lab, hosts, outcomes).map_err(|detail| Check::failed(what, detail))
+}
+
+fn describe(w: &Want) -> String {
+    match w {
+        Want::Ready(e) => e.to_string(),
+        Want::SynRetransmissions { host, target, .. } => {
+            format!("{host}: SYNs to {target} follow the retransmission schedule")
+        }
+        Want::Flow { host, target, .. } => format!("{host}: connection to {target}"),
+        Want::Payload { text, target, .. } => format!("\"{text}\" in a connection to {target}"),
+    }
+}
+
+fn resolve_want(
+    w: Want,
+    lab: &Lab,
+    hosts: &[(&str, &str)],
+    outcomes: &[(String, Outcome)],
+) -> Result<Expectation, String> {
+    Ok(match w {
+        Want::Ready(e) => e,
+        Want::SynRetransmissions {
+            host,
+            target,
+            program,
+            tolerance,
+        } => {
+            let sender = host.strip_prefix("fabric:").unwrap_or(&host);
+            let program = match program {
+                Some(p) => p,
+                None => {
+                    let on: Vec<&str> = hosts
+                        .iter()
+                        .filter(|(_, h)| *h == sender)
+                        .map(|(p, _)| *p)
+                        .collect();
+                    match on.as_slice() {
+                        [one] => one.to_string(),
+                        [] => return Err(format!("no program ran on {sender}")),
+                        many => {
+                            return Err(format!(
+                                "{sender} ran several programs ({}): say which connected with .by(&program)",
+                                many.join(", ")
+                            ));
+                        }
+                    }
+                }
+            };
+            let outcome = outcomes
+                .iter()
+                .find(|(n, _)| *n == program)
+                .map(|(_, o)| o)
+                .ok_or_else(|| format!("no program named {program} ran"))?;
+            // The attempt ends when the program gave up, whatever its own option was called.
+            let schedule = lab
+                .host(sender)
+                .and_then(|h| h.syn_schedule(Some(outcome.duration)))
+                .map_err(|e| e.to_string())?;
+            Expectation::SynSchedule {
+                host,
+                server: address(lab, &target)?,
+                schedule,
+                tolerance,
+                program: Some(program),
+            }
+        }
+        Want::Flow { host, target, kind } => {
+            let server = address(lab, &target)?;
+            match kind {
+                FlowWant::None => Expectation::NoFlow { host, server },
+                FlowWant::Handshake => Expectation::Handshake { host, server },
+                FlowWant::NoAnswer => Expectation::NoAnswer { host, server },
+                FlowWant::ResetBy(by) => Expectation::ResetBy { host, server, by },
+            }
+        }
+        Want::Payload {
+            text,
+            target,
+            hosts,
+            from,
+        } => {
+            let server = address(lab, &target)?;
+            match from {
+                crate::trace::Side::Client => Expectation::Payload {
+                    text,
+                    server,
+                    hosts,
+                },
+                crate::trace::Side::Server => Expectation::Answer {
+                    text,
+                    server,
+                    hosts,
+                },
+            }
+        }
+    })
+}
+
+/// `"server:8080"` or `"10.0.0.58:8080"`.
+fn address(lab: &Lab, target: &str) -> Result<SocketAddrV4, String> {
+    let (host, port) = target
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{target}` should be HOST:PORT, e.g. \"server:8080\""))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` in `{target}` is not a port"))?;
+    let ip = match lab.host(host) {
+        Ok(h) => h.address(),
+        Err(_) => host.parse::<Ipv4Addr>().map_err(|_| {
+            let known: Vec<&str> = lab.hosts().iter().map(|h| h.name()).collect();
+            format!(
+                "`{host}` in `{target}` is neither a host of the lab ({}) nor an address",
+                known.join(", ")
+            )
+        })?,
+    };
+    Ok(SocketAddrV4::new(ip, port))
+}
