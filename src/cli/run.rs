@@ -43,7 +43,7 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> 
     if json {
         println!("{}", report.json());
     } else {
-        anstream::print!("\n{}", report.text());
+        anstream::print!("\n{}", report.styled());
         anstream::println!("pcaps: {}", out.display());
     }
     Ok(if report.passed { 0 } else { 1 })

@@ -113,13 +113,26 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serialises")
     }
 
-    /// The report for a terminal, in colour (anstream strips it for NO_COLOR and pipes).
+    /// The report as plain text: for files, logs and panic messages.
     pub fn text(&self) -> String {
-        let bold = anstyle::Style::new().bold();
-        let green = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into()));
-        let red = anstyle::Style::new()
-            .fg_color(Some(anstyle::AnsiColor::Red.into()))
-            .bold();
+        self.render(false)
+    }
+
+    /// The report with ANSI colours and bold, for a terminal. Print it through `anstream`
+    /// (as the CLI does), which strips them for NO_COLOR, pipes and files.
+    pub fn styled(&self) -> String {
+        self.render(true)
+    }
+
+    fn render(&self, colour: bool) -> String {
+        let style = |s: anstyle::Style| if colour { s } else { anstyle::Style::new() };
+        let bold = style(anstyle::Style::new().bold());
+        let green = style(anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())));
+        let red = style(
+            anstyle::Style::new()
+                .fg_color(Some(anstyle::AnsiColor::Red.into()))
+                .bold(),
+        );
         let mut s = String::new();
         let _ = writeln!(s, "{bold}{}{bold:#}: {}", self.scenario, self.description);
         for c in &self.captures {
@@ -211,5 +224,36 @@ fn capture(t: &Trace, run: &Run) -> CaptureReport {
         packets: t.packets.len(),
         dropped: t.drops,
         lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(passed: bool) -> Report {
+        Report {
+            scenario: "s".into(),
+            description: "d".into(),
+            passed,
+            wall_time_s: 1.0,
+            expectations: vec![CheckReport {
+                expectation: "e".into(),
+                held: passed,
+                detail: "x".into(),
+            }],
+            captures: Vec::new(),
+            programs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn plain_text_has_no_escape_codes() {
+        for passed in [true, false] {
+            let r = report(passed);
+            assert!(!r.text().contains('\x1b'), "{}", r.text());
+            assert!(r.styled().contains('\x1b'));
+        }
+        assert!(report(false).text().contains("  FAIL e: x"));
     }
 }
