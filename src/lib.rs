@@ -18,3 +18,9 @@ pub mod trace;
 pub mod wire;
 
 pub use error_class::ErrorClass;
+
+// The README's Rust examples compile as doctests (those that need root do not run here; the
+// same code runs in the integration tests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
