@@ -21,6 +21,21 @@ pub enum ErrorClass {
     Other,
 }
 
+/// tcplab's own apps: their exit codes are error classes. Any other program's exit code is
+/// its own (curl's 7 is not `connection-refused`'s 11, and a user's 10 is not a timeout).
+pub const APPS: [&str; 4] = [
+    "tcp-server",
+    "tcp-client",
+    "tcp-hesitant-consumer",
+    "tcp-eager-producer",
+];
+
+/// Whether `program` (a name or a path) is one of tcplab's own apps.
+pub fn is_app(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    APPS.contains(&name)
+}
+
 /// Exit status for a command-line usage error (clap's convention, kept by every binary).
 pub const USAGE_EXIT_CODE: i32 = 2;
 

@@ -86,9 +86,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The error class the exit code stands for (meaningful for tcplab's own apps); `None`
-    /// for a program killed by a signal or an exit code no class uses.
+    /// The error class the exit code stands for, for tcplab's own apps only; `None` for any
+    /// other program (its exit code is its own: see [`Outcome::status`]), for a program killed
+    /// by a signal, and for an exit code no class uses.
     pub fn class(&self) -> Option<ErrorClass> {
+        let program = self.program.split(' ').next().unwrap_or_default();
+        if !crate::error_class::is_app(program) {
+            return None;
+        }
         self.status.code().and_then(ErrorClass::from_exit_code)
     }
 
@@ -456,7 +461,7 @@ mod tests {
         let p = Proc::spawn(sh("echo one; echo two >&2; exit 11")).unwrap();
         let outcome = p.wait(Duration::from_secs(10)).unwrap();
         assert_eq!(outcome.status.code(), Some(11));
-        assert_eq!(outcome.class(), Some(ErrorClass::ConnectionRefused));
+        assert_eq!(outcome.class(), None, "sh is not one of tcplab's apps: 11 is its own");
         assert_eq!(outcome.stdout().collect::<Vec<_>>(), ["one"]);
         assert_eq!(outcome.stderr().collect::<Vec<_>>(), ["two"]);
     }

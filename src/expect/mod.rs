@@ -488,6 +488,17 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                             format!(": {err}")
                         }
                     ),
+                    None if !crate::error_class::is_app(
+                        outcome.program.split(' ').next().unwrap_or_default(),
+                    ) =>
+                    {
+                        format!(
+                            "ended with {} after {}; `{}` is not one of tcplab's apps, so its exit code is no class: expect its exit code instead",
+                            outcome.status,
+                            secs(outcome.duration),
+                            outcome.program.split(' ').next().unwrap_or_default()
+                        )
+                    }
                     None => format!(
                         "ended with {} after {}",
                         outcome.status,

@@ -167,3 +167,34 @@ fn without_a_start_a_missing_syn_is_still_reported() {
             .contains("expected SYN #4 at 3.000 s, saw none")
     );
 }
+
+#[test]
+fn exit_codes_of_other_programs_are_not_classes() {
+    let (traces, mut outcomes) = evidence(vec![]);
+    outcomes[0].1.program = "curl -sS http://10.0.0.58:1235/".into();
+    let ev = Evidence {
+        traces: &traces,
+        outcomes: &outcomes,
+        origin: STARTED,
+    };
+    assert_eq!(
+        outcomes[0].1.class(),
+        None,
+        "curl's exit code 10 is not a class"
+    );
+    let v = evaluate(
+        &[Expectation::Class {
+            program: "client".into(),
+            class: ErrorClass::ConnectTimeout,
+        }],
+        &ev,
+    );
+    let detail = &v.checks.last().unwrap().detail;
+    assert!(!v.passed());
+    assert!(
+        detail.contains("`curl` is not one of tcplab's apps"),
+        "{detail}"
+    );
+    let (_, apps) = evidence(vec![]);
+    assert_eq!(apps[0].1.class(), Some(ErrorClass::ConnectTimeout));
+}

@@ -73,15 +73,8 @@ pub struct Run {
     pub wall_time: Duration,
 }
 
-const APPS: [&str; 4] = [
-    "tcp-server",
-    "tcp-client",
-    "tcp-hesitant-consumer",
-    "tcp-eager-producer",
-];
-
 fn program_path(name: &str, bin_dir: Option<&Path>) -> PathBuf {
-    if name.contains('/') || !APPS.contains(&name) {
+    if name.contains('/') || !crate::error_class::is_app(name) {
         return PathBuf::from(name);
     }
     let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
