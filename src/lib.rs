@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod capture;
 pub mod cli;
+pub mod contain;
 pub mod error_class;
 pub mod expect;
 pub mod firewall;

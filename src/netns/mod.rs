@@ -138,11 +138,17 @@ impl Namespace {
 
     /// Starts `cmd` inside the namespace, with stdin closed and its output captured. The
     /// program is killed when the handle is dropped, and when the namespace's thread ends.
+    ///
+    /// It runs in the namespace's PID namespace (see [`crate::contain`]): whatever it leaves
+    /// running (background jobs, daemons) is killed when the namespace's thread ends, even if
+    /// this process is killed. It gets a mount namespace of its own in which `/sys` and
+    /// `/proc` show this namespace's interfaces and processes.
     pub fn spawn(&self, mut cmd: Command) -> Result<Proc, NetnsError> {
         proc::prepare(&mut cmd);
         let program = proc::describe(&cmd);
         let ns_fd = self.fd.as_raw_fd();
-        // SAFETY: the hook only makes async-signal-safe syscalls (prctl, setns) in the child.
+        // SAFETY: the hook only makes async-signal-safe syscalls (prctl, setns, unshare,
+        // mount) in the child.
         unsafe {
             cmd.pre_exec(move || {
                 // The worker thread forks, so the child dies when the worker (the lab) ends,
@@ -153,20 +159,28 @@ impl Namespace {
                 if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                // After setns: sysfs shows the network namespace of whoever mounts it.
+                crate::contain::private_mounts()
             });
         }
         let name = program.clone();
         let (child, started) = self
-            .run(move |_| {
+            .run(move |state| {
+                let pids = state.pid_namespace()?;
                 let started = Instant::now();
-                cmd.spawn().map(|child| (child, started))
+                pids.spawn_in(|| cmd.spawn()).map(|child| (child, started))
             })?
             .map_err(|source| ProcError::Spawn {
                 program: name,
                 source,
             })?;
         Ok(Proc::from_child(program, child, started))
+    }
+
+    /// The inode of the PID namespace this namespace's programs run in (as
+    /// `/proc/PID/ns/pid` shows it), once a program was started.
+    pub fn pid_namespace_inode(&self) -> Result<Option<u64>, NetnsError> {
+        self.run(|state| state.pid_namespace_inode())
     }
 
     /// Pins the namespace at `/run/netns/NAME`, as `ip netns add` does, so that `ip netns exec

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use super::NetnsError;
+use crate::contain::PidNamespace;
 
 type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
 
@@ -14,6 +15,9 @@ type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
 pub struct WorkerState {
     pub runtime: tokio::runtime::Runtime,
     netlink: Option<rtnetlink::Handle>,
+    /// The PID namespace the namespace's programs run in, made on the first spawn. Dropped
+    /// when the thread ends, which ends every process left in it.
+    pids: Option<PidNamespace>,
 }
 
 impl WorkerState {
@@ -28,6 +32,20 @@ impl WorkerState {
         self.runtime.spawn(connection);
         self.netlink = Some(handle.clone());
         Ok(handle)
+    }
+
+    /// The PID namespace for programs started on this thread, started on first use.
+    pub fn pid_namespace(&mut self) -> std::io::Result<&PidNamespace> {
+        let pids = match self.pids.take() {
+            Some(pids) => pids,
+            None => PidNamespace::start()?,
+        };
+        Ok(self.pids.insert(pids))
+    }
+
+    /// The inode of the PID namespace programs run in, if one was started.
+    pub fn pid_namespace_inode(&self) -> Option<u64> {
+        self.pids.as_ref().map(PidNamespace::inode)
     }
 }
 
@@ -68,6 +86,7 @@ impl Worker {
                         WorkerState {
                             runtime,
                             netlink: None,
+                            pids: None,
                         },
                     ))
                 };

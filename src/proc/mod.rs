@@ -1,8 +1,10 @@
-//! Programs the harness runs: output lines with timestamps, waiting for a line or for the exit
-//! without sleeping, the exit class, and a kill when the handle is dropped.
+//! Programs the harness runs: output lines with timestamps (bounded, see [`output`]), waiting
+//! for a line or for the exit without sleeping, the exit class, and a kill when the handle is
+//! dropped.
+
+mod output;
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,6 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error_class::ErrorClass;
+use output::{Output, read_lines};
+pub use output::{Cut, KEEP_BYTES, KEEP_LINES, MAX_LINE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -82,7 +86,10 @@ pub struct Outcome {
     /// can say what the program did on the wire and when.
     pub started_at: Duration,
     pub duration: Duration,
+    /// The lines kept, with a marker line where some were cut (see [`Outcome::cut`]).
     pub lines: Vec<Line>,
+    /// What was cut from the middle of an output too long to keep whole.
+    pub cut: Option<Cut>,
 }
 
 impl Outcome {
@@ -126,12 +133,6 @@ fn transcript(lines: &[Line]) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-#[derive(Default)]
-struct Output {
-    lines: Vec<Line>,
-    open_streams: usize,
 }
 
 /// A running program. Dropping it kills the program and reaps it.
@@ -198,7 +199,7 @@ impl Proc {
 
     /// Lines printed so far.
     pub fn lines(&self) -> Vec<Line> {
-        self.output.0.lock().expect("output lock").lines.clone()
+        self.output.0.lock().expect("output lock").lines()
     }
 
     /// Waits for a line containing `needle`; fails when the program ends or time runs out first.
@@ -206,7 +207,8 @@ impl Proc {
         self.wait_for(|l| l.contains(needle), &format!("`{needle}`"), timeout)
     }
 
-    /// Waits for a line `matches` accepts; `wanted` describes it in the error.
+    /// Waits for a line `matches` accepts; `wanted` describes it in the error. A line printed
+    /// in a flood of output may be cut before it is looked at (see [`output`]).
     pub fn wait_for(
         &self,
         matches: impl Fn(&str) -> bool,
@@ -218,12 +220,12 @@ impl Proc {
         let mut out = lock.lock().expect("output lock");
         let mut seen = 0;
         loop {
-            if let Some(line) = out.lines[seen..].iter().find(|l| matches(&l.text)) {
+            if let Some(line) = out.since(seen).find(|l| matches(&l.text)) {
                 return Ok(line.clone());
             }
-            seen = out.lines.len();
+            seen = out.received();
             if out.open_streams == 0 && !self.readers.is_empty() {
-                let output = transcript(&out.lines);
+                let output = transcript(&out.lines());
                 drop(out);
                 return Err(ProcError::EndedBeforeLine {
                     program: self.program.clone(),
@@ -238,7 +240,7 @@ impl Proc {
                     program: self.program.clone(),
                     wanted: wanted.to_string(),
                     waited: timeout,
-                    output: transcript(&out.lines),
+                    output: transcript(&out.lines()),
                 });
             }
             out = ready
@@ -326,12 +328,14 @@ impl Proc {
                 let _ = reader.join();
             }
         }
+        let out = self.output.0.lock().expect("output lock");
         Ok(Outcome {
             program: self.program.clone(),
             status,
             started_at: self.started_at,
             duration,
-            lines: self.lines(),
+            lines: out.lines(),
+            cut: out.cut(),
         })
     }
 }
@@ -360,37 +364,6 @@ pub fn describe(cmd: &Command) -> String {
         parts[0] = name.to_string();
     }
     parts.join(" ")
-}
-
-fn read_lines(
-    stream: impl Read + Send + 'static,
-    kind: Stream,
-    started: Instant,
-    output: Arc<(Mutex<Output>, Condvar)>,
-) -> JoinHandle<()> {
-    output.0.lock().expect("output lock").open_streams += 1;
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = strip_ansi(&String::from_utf8_lossy(&buf));
-                    let line = Line {
-                        at: started.elapsed(),
-                        stream: kind,
-                        text: text.trim_end_matches(['\n', '\r']).to_string(),
-                    };
-                    output.0.lock().expect("output lock").lines.push(line);
-                    output.1.notify_all();
-                }
-            }
-        }
-        output.0.lock().expect("output lock").open_streams -= 1;
-        output.1.notify_all();
-    })
 }
 
 /// Drops ANSI colour sequences, so matching does not depend on a program's colours.

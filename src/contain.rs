@@ -1,0 +1,304 @@
+//! Keeping a lab's programs inside the lab.
+//!
+//! Each host gets a PID namespace whose PID 1 is a tiny init forked from the host's worker
+//! thread. Programs are forked into that namespace from the same thread, so they remain the
+//! harness's own children: signals reach them directly and their exit status is their own.
+//! Whatever they leave behind (background jobs, double forks, `setsid` daemons) is reparented
+//! to the host's init, and when the init ends the kernel kills every process left in the
+//! namespace. The init ends when the read end of its lifeline pipe reports end of file: when
+//! the host's worker thread drops the write end, and when the harness dies in any way, SIGKILL
+//! included, since the kernel then closes the harness's files.
+//!
+//! Each program also gets a mount namespace of its own, a slave of the machine's (nothing
+//! mounted there ever propagates back), with sysfs mounted on `/sys` for the host's network
+//! namespace, as `ip netns exec` does, and procfs on `/proc` for the host's PID namespace, so
+//! `/sys/class/net` lists the host's interfaces and `ps` the host's processes.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The PID namespace of a host, and its init.
+pub struct PidNamespace {
+    /// The namespace, to place children in it with `setns`.
+    ns: OwnedFd,
+    /// The creating thread's own PID namespace, to return to after each spawn.
+    own: OwnedFd,
+    /// A pidfd of the init, to reap it once it has ended.
+    init: OwnedFd,
+    inode: u64,
+    /// The write end of the init's lifeline; the init ends when the pipe closes.
+    lifeline: Option<OwnedFd>,
+}
+
+impl PidNamespace {
+    /// Starts a PID namespace and its init, a child of the calling thread. Call it on the
+    /// thread that will spawn the host's programs (the namespace's worker thread).
+    pub fn start() -> io::Result<PidNamespace> {
+        let own = open_ns("/proc/thread-self/ns/pid")?;
+        // The init leaves the host's network namespace for the process's own (that of its
+        // main thread), so that the host's namespace goes with the host even while the init is
+        // still winding down.
+        let outside_net = open_ns("/proc/self/ns/net")?;
+        let (alive_r, alive_w) = pipe()?;
+        // SAFETY: unshare takes flags; CLONE_NEWPID only changes where this thread's next
+        // children go (it does not move the thread), and it is undone below.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let started = fork_init(&alive_r, &outside_net);
+        // SAFETY: setns on an fd we own; it puts this thread's later children back in the
+        // thread's own namespace. Entering one's own active namespace is always allowed.
+        let back = unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+        if back != 0 {
+            // The thread could no longer start threads (the kernel refuses CLONE_THREAD while
+            // children would go elsewhere): refuse loudly rather than misbehave later.
+            return Err(io::Error::last_os_error());
+        }
+        let (ns, init) = started?;
+        let inode = inode_of(&ns)?;
+        Ok(PidNamespace {
+            ns,
+            own,
+            init,
+            inode,
+            lifeline: Some(alive_w),
+        })
+    }
+
+    /// The namespace's inode, as `/proc/PID/ns/pid` of its processes shows it.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Runs `spawn` (which forks, e.g. `Command::spawn`) with the calling thread's new
+    /// children placed in this namespace. Call it on the thread that started the namespace.
+    pub fn spawn_in<T>(&self, spawn: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        // SAFETY: setns on fds we own; it only changes where this thread's children go.
+        if unsafe { libc::setns(self.ns.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let result = spawn();
+        // SAFETY: as above; back to the thread's own namespace.
+        if unsafe { libc::setns(self.own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        result.map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOMEM) {
+                // fork into a namespace whose init has ended fails with ENOMEM.
+                io::Error::other(
+                    "the host's init process is gone (was it killed from outside?), so no program can start there",
+                )
+            } else {
+                e
+            }
+        })
+    }
+}
+
+impl Drop for PidNamespace {
+    fn drop(&mut self) {
+        // End of file on the lifeline: the init exits and the kernel kills the namespace.
+        drop(self.lifeline.take());
+        // The init is our child: reap it once it is gone. It stays until every process of the
+        // namespace has been reaped, including programs whose handles outlive the lab, so a
+        // thread waits for it instead of this drop.
+        let Ok(pidfd) = self.init.try_clone() else {
+            return;
+        };
+        let reap = move || {
+            let _ = wait_pidfd(&pidfd, 0);
+        };
+        if std::thread::Builder::new()
+            .name("tcplab-reap".into())
+            .spawn(reap)
+            .is_err()
+        {
+            // No thread: reap it now if it has already gone, else leave a zombie until exit.
+            let _ = wait_pidfd(&self.init, libc::WNOHANG);
+        }
+    }
+}
+
+/// Makes the calling process's own mount namespace, a slave of the one it was in, and mounts
+/// sysfs and procfs there for the network and PID namespaces the process is in.
+///
+/// # Safety
+/// For a `pre_exec` hook: makes only async-signal-safe system calls, allocates nothing.
+pub unsafe fn private_mounts() -> io::Result<()> {
+    let none: *const libc::c_char = std::ptr::null();
+    let check = |r: libc::c_int| {
+        if r != 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: raw system calls with static C strings or null pointers.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        // Slave, recursively, before anything else: mounts and unmounts made here must never
+        // propagate to the machine's mount namespace, whatever its propagation is.
+        check(libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ))?;
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // As `ip netns exec` does: the old /sys goes (with what is mounted under it) and a
+        // sysfs made in the host's network namespace takes its place. /sys may not be a mount
+        // point at all: then there is nothing to unmount.
+        let _ = libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH);
+        check(libc::mount(
+            c"sysfs".as_ptr(),
+            c"/sys".as_ptr(),
+            c"sysfs".as_ptr(),
+            flags,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            flags,
+            std::ptr::null(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Forks the init of the namespace this thread just unshared; returns the namespace and a
+/// pidfd of the init.
+fn fork_init(alive: &OwnedFd, outside_net: &OwnedFd) -> io::Result<(OwnedFd, OwnedFd)> {
+    let ns = open_ns("/proc/thread-self/ns/pid_for_children")?;
+    let (alive, net) = (alive.as_raw_fd(), outside_net.as_raw_fd());
+    // SAFETY: the child only runs `init`, which makes raw system calls and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the freshly forked child, as `init` requires.
+        unsafe { init(alive, net) }
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        // SAFETY: our own child: kill it and reap it (nothing else is in its namespace yet).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(err);
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok((ns, unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+}
+
+/// The init: PID 1 of a host's namespace. It holds nothing of the harness, lets the kernel
+/// reap the orphans it inherits, and exits when its lifeline closes.
+///
+/// # Safety
+/// Only in a child just forked from a multi-threaded process: async-signal-safe calls only.
+unsafe fn init(alive: RawFd, outside_net: RawFd) -> ! {
+    // SAFETY: raw system calls on fds and static strings; no allocation, no unwinding.
+    unsafe {
+        // Leave the host's network namespace; this fd is closed just below.
+        libc::setns(outside_net, libc::CLONE_NEWNET);
+        // Other hosts' pipes and sockets, namespace fds, other inits' lifelines: keep none.
+        close_all_but(alive);
+        libc::chdir(c"/".as_ptr());
+        libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr());
+        // Signals to an init that has no handler are dropped; SIGKILL from outside still works.
+        // Reset the mask the harness's thread may have had, and reap orphans automatically.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(alive, (&raw mut byte).cast(), 1);
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            // End of file (or an error, which would mean the same): the lab is over.
+            libc::_exit(0);
+        }
+    }
+}
+
+/// Closes every fd but `keep`.
+///
+/// # Safety
+/// Async-signal-safe; the caller must own no fd but `keep` afterwards.
+unsafe fn close_all_but(keep: RawFd) {
+    let keep = keep as libc::c_uint;
+    // SAFETY: close_range closes fds in a range; no memory involved.
+    unsafe {
+        let below = keep == 0 || libc::syscall(libc::SYS_close_range, 0, keep - 1, 0) == 0;
+        let above = libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0) == 0;
+        if below && above {
+            return;
+        }
+        // Kernels before 5.9 have no close_range: close one by one up to the limit.
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur.min(1 << 20) as libc::c_uint
+        } else {
+            1024
+        };
+        for fd in 0..max {
+            if fd != keep {
+                libc::close(fd as RawFd);
+            }
+        }
+    }
+}
+
+fn open_ns(path: &str) -> io::Result<OwnedFd> {
+    Ok(std::fs::File::open(path)?.into())
+}
+
+fn inode_of(fd: &OwnedFd) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::File::from(fd.try_clone()?).metadata()?.ino())
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds; close-on-exec, so no program inherits the lifeline.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two new fds that nothing else owns.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Waits for the process behind `pidfd` (our child) to end and reaps it.
+fn wait_pidfd(pidfd: &OwnedFd, flags: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: waitid with P_PIDFD on a pidfd we own, into a zeroed siginfo.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | flags,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// The name shown for the init in `ps`, for people looking at a running lab.
+pub const INIT_NAME: &CStr = c"tcplab-init";
