@@ -103,19 +103,30 @@ impl Drop for PidNamespace {
         // The init is our child: reap it once it is gone. It stays until every process of the
         // namespace has been reaped, including programs whose handles outlive the lab, so a
         // thread waits for it instead of this drop.
-        let Ok(pidfd) = self.init.try_clone() else {
+        let (Ok(pidfd), Ok(outside)) = (self.init.try_clone(), open_ns("/proc/self/ns/net")) else {
             return;
         };
+        let (left, has_left) = std::sync::mpsc::channel();
         let reap = move || {
+            // A thread starts in its creator's network namespace, here the host's: leave it
+            // before this drop returns, so that the host's namespace goes with the host.
+            // SAFETY: setns on an fd we own, moving only this thread.
+            unsafe { libc::setns(outside.as_raw_fd(), libc::CLONE_NEWNET) };
+            drop(outside);
+            let _ = left.send(());
             let _ = wait_pidfd(&pidfd, 0);
         };
-        if std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("tcplab-reap".into())
             .spawn(reap)
-            .is_err()
         {
+            Ok(_) => {
+                let _ = has_left.recv();
+            }
             // No thread: reap it now if it has already gone, else leave a zombie until exit.
-            let _ = wait_pidfd(&self.init, libc::WNOHANG);
+            Err(_) => {
+                let _ = wait_pidfd(&self.init, libc::WNOHANG);
+            }
         }
     }
 }
@@ -172,7 +183,6 @@ pub unsafe fn private_mounts() -> io::Result<()> {
 /// Forks the init of the namespace this thread just unshared; returns the namespace and a
 /// pidfd of the init.
 fn fork_init(alive: &OwnedFd, outside_net: &OwnedFd) -> io::Result<(OwnedFd, OwnedFd)> {
-    let ns = open_ns("/proc/thread-self/ns/pid_for_children")?;
     let (alive, net) = (alive.as_raw_fd(), outside_net.as_raw_fd());
     // SAFETY: the child only runs `init`, which makes raw system calls and never returns.
     let pid = unsafe { libc::fork() };
@@ -185,17 +195,23 @@ fn fork_init(alive: &OwnedFd, outside_net: &OwnedFd) -> io::Result<(OwnedFd, Own
     }
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        let err = io::Error::last_os_error();
+    let pidfd = if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: a new fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    };
+    // The namespace can be opened only once it has its init (ENOENT before).
+    let ns = open_ns("/proc/thread-self/ns/pid_for_children");
+    let started = pidfd.and_then(|pidfd| Ok((ns?, pidfd)));
+    if started.is_err() {
         // SAFETY: our own child: kill it and reap it (nothing else is in its namespace yet).
         unsafe {
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
-        return Err(err);
     }
-    // SAFETY: a new fd that nothing else owns.
-    Ok((ns, unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    started
 }
 
 /// The init: PID 1 of a host's namespace. It holds nothing of the harness, lets the kernel

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error_class::ErrorClass;
-use output::{Output, read_lines};
 pub use output::{Cut, KEEP_BYTES, KEEP_LINES, MAX_LINE};
+use output::{Output, read_lines};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

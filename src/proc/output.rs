@@ -136,7 +136,9 @@ pub(super) fn read_lines(
             let mut text = super::strip_ansi(&String::from_utf8_lossy(&buf));
             text.truncate(text.trim_end_matches('\r').len());
             if dropped > 0 {
-                text.push_str(&format!(" [tcplab: {dropped} more byte(s) of this line cut]"));
+                text.push_str(&format!(
+                    " [tcplab: {dropped} more byte(s) of this line cut]"
+                ));
             }
             let line = Line {
                 at: started.elapsed(),
@@ -219,8 +221,15 @@ mod tests {
         let lines = out.lines();
         assert_eq!(lines.len(), 2 * KEEP_LINES + 1);
         assert!(lines[KEEP_LINES].text.starts_with("[tcplab: "));
-        assert!(lines[KEEP_LINES].text.contains(&format!("{} line(s)", cut.lines)));
-        assert_eq!(lines.last().unwrap().at, Duration::from_millis(n as u64 - 1));
+        assert!(
+            lines[KEEP_LINES]
+                .text
+                .contains(&format!("{} line(s)", cut.lines))
+        );
+        assert_eq!(
+            lines.last().unwrap().at,
+            Duration::from_millis(n as u64 - 1)
+        );
     }
 
     #[test]
@@ -234,7 +243,10 @@ mod tests {
         let kept: usize = out.lines().iter().map(|l| l.text.len()).sum();
         let marker = out.cut().unwrap().marker().text.len();
         assert_eq!(kept - marker, 2 * KEEP_BYTES);
-        assert_eq!(out.cut().unwrap().lines as usize, n - 2 * KEEP_BYTES / MAX_LINE);
+        assert_eq!(
+            out.cut().unwrap().lines as usize,
+            n - 2 * KEEP_BYTES / MAX_LINE
+        );
     }
 
     #[test]

@@ -110,3 +110,64 @@ pub fn wait_gone(pid: i32, limit: Duration) -> bool {
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as i32) > 0 }
 }
+
+/// Every live process (by its pid in this machine's namespace) whose PID namespace is
+/// `inode`. Zombies have ended and run nothing: they are left out, as their parent (the
+/// machine's init, for orphans) reaps them when it will.
+pub fn processes_in_pid_namespace(inode: u64) -> Vec<i32> {
+    let wanted = format!("pid:[{inode}]");
+    pids()
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|t| t.to_string_lossy() == wanted)
+                && state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+        })
+        .collect()
+}
+
+/// A process's state letter (R, S, Z...), `None` if it is gone.
+pub fn state(pid: i32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// Every process whose command line holds `args`, in a row.
+pub fn processes_running(args: &[&str]) -> Vec<i32> {
+    pids()
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            argv.windows(args.len())
+                .any(|w| w.iter().zip(args).all(|(a, b)| *a == b.as_bytes()))
+        })
+        .collect()
+}
+
+/// A process's name (`comm`), empty if it is gone.
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// A process's parent, as this machine's namespace numbers it.
+pub fn parent(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// The fields of `/proc/PID/stat` after the name, from the state on.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name in parentheses may hold spaces: the fields after its last ')' are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+fn pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
