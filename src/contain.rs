@@ -18,6 +18,9 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// The name the init shows in `ps`, for people looking at a running lab.
+pub const INIT_NAME: &CStr = c"tcplab-init";
+
 /// The PID namespace of a host, and its init.
 pub struct PidNamespace {
     /// The namespace, to place children in it with `setns`.
@@ -228,11 +231,19 @@ unsafe fn init(alive: RawFd, outside_net: RawFd) -> ! {
         close_all_but(alive);
         libc::chdir(c"/".as_ptr());
         libc::prctl(libc::PR_SET_NAME, INIT_NAME.as_ptr());
-        // Signals to an init that has no handler are dropped; SIGKILL from outside still works.
-        // Reset the mask the harness's thread may have had, and reap orphans automatically.
+        // Out of the harness's session and process group: a Ctrl+C or a hang-up on its
+        // terminal is the harness's to handle; it then ends the lab, and this init with it.
+        libc::setsid();
+        // The harness's signal handlers were copied with its memory but mean nothing here.
+        // With no handler, an init drops every signal but SIGKILL and SIGSTOP from outside
+        // its namespace, and all from inside: programs cannot end it early.
+        for signal in 1..libc::SIGRTMAX() {
+            libc::signal(signal, libc::SIG_DFL);
+        }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        // Orphans it inherits are reaped by the kernel.
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         let mut byte = 0u8;
         loop {
@@ -315,6 +326,3 @@ fn wait_pidfd(pidfd: &OwnedFd, flags: libc::c_int) -> io::Result<()> {
         }
     }
 }
-
-/// The name shown for the init in `ps`, for people looking at a running lab.
-pub const INIT_NAME: &CStr = c"tcplab-init";

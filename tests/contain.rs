@@ -475,3 +475,37 @@ fn stop_still_reaches_the_program_itself() {
     let o = plain.stop(WAIT).unwrap();
     assert_eq!(o.status.signal(), Some(2), "{}", o.transcript());
 }
+
+#[test]
+fn programs_cannot_end_their_hosts_init() {
+    let Some(lab) = article_lab() else { return };
+    let host = lab.host("client-2").unwrap();
+    let out = run_in(
+        &lab,
+        "client-2",
+        sh("kill -INT 1; kill -TERM 1; kill -KILL 1; cat /proc/1/comm"),
+    );
+    assert_eq!(
+        out.stdout().collect::<Vec<_>>(),
+        ["tcplab-init"],
+        "{}",
+        out.transcript()
+    );
+    let inode = host.ns().pid_namespace_inode().unwrap().unwrap();
+    let inits: Vec<i32> = processes_in_pid_namespace(inode)
+        .into_iter()
+        .filter(|&p| comm(p) == "tcplab-init")
+        .collect();
+    assert_eq!(inits.len(), 1);
+    // Nor can a Ctrl+C meant for tcplab: SIGINT from outside is dropped as well.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(inits[0]),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // A program starts only while the init lives: the kernel refuses forks into a PID
+    // namespace whose init has ended.
+    let out = run_in(&lab, "client-2", sh("cat /proc/1/comm"));
+    assert_eq!(out.stdout().collect::<Vec<_>>(), ["tcplab-init"]);
+    assert_eq!(comm(inits[0]), "tcplab-init");
+}
