@@ -87,15 +87,26 @@ impl PidNamespace {
             return Err(io::Error::last_os_error());
         }
         result.map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOMEM) {
-                // fork into a namespace whose init has ended fails with ENOMEM.
+            // A fork into a namespace whose init has ended fails with ENOMEM, as does one
+            // without memory: tell them apart.
+            if e.raw_os_error() == Some(libc::ENOMEM) && self.init_has_ended() {
                 io::Error::other(
-                    "the host's init process is gone (was it killed from outside?), so no program can start there",
+                    "the host's init process has ended (was it killed from outside tcplab?): no program can start in this host any more",
                 )
             } else {
                 e
             }
         })
+    }
+
+    fn init_has_ended(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.init.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a pidfd turns readable when its process has ended.
+        unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
     }
 }
 

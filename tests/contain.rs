@@ -509,3 +509,31 @@ fn programs_cannot_end_their_hosts_init() {
     assert_eq!(out.stdout().collect::<Vec<_>>(), ["tcplab-init"]);
     assert_eq!(comm(inits[0]), "tcplab-init");
 }
+
+#[test]
+fn a_host_whose_init_was_killed_from_outside_says_so() {
+    let Some(lab) = article_lab() else { return };
+    let host = lab.host("client-3").unwrap();
+    let sleeper = host.spawn(sh("echo ready; exec sleep 30")).unwrap();
+    sleeper.wait_for_line("ready", WAIT).unwrap();
+    let inode = host.ns().pid_namespace_inode().unwrap().unwrap();
+    let init = processes_in_pid_namespace(inode)
+        .into_iter()
+        .find(|&p| comm(p) == "tcplab-init")
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The init's end takes the host's programs with it.
+    let o = sleeper.wait(WAIT).unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9));
+    assert!(wait_gone(init, WAIT));
+    let err = match host.spawn(sh("true")) {
+        Ok(_) => panic!("a program started in a host without init"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("init process has ended"), "{err}");
+}
