@@ -419,7 +419,10 @@ fn flood_then_print_peak_memory() {
     let cut = out.cut.unwrap();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    println!("PEAK {hwm} (lines cut: {}, bytes cut: {})", cut.lines, cut.bytes);
+    println!(
+        "PEAK {hwm} (lines cut: {}, bytes cut: {})",
+        cut.lines, cut.bytes
+    );
 }
 
 #[test]

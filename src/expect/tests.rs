@@ -62,6 +62,7 @@ fn evidence(frames: Vec<(u64, Vec<u8>)>) -> (Vec<Trace>, Vec<(String, Outcome)>)
         started_at: STARTED,
         duration: Duration::from_millis(3500),
         lines: Vec::new(),
+        cut: None,
     };
     (vec![trace], vec![("client".into(), outcome)])
 }
