@@ -38,7 +38,14 @@ impl WorkerState {
     pub fn pid_namespace(&mut self) -> std::io::Result<&PidNamespace> {
         let pids = match self.pids.take() {
             Some(pids) => pids,
-            None => PidNamespace::start()?,
+            None => PidNamespace::start().map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot make the host's PID namespace: {e} (it needs CAP_SYS_ADMIN and a kernel with PID namespaces)"
+                    ),
+                )
+            })?,
         };
         Ok(self.pids.insert(pids))
     }
