@@ -1,5 +1,5 @@
-//! Programs the harness runs: output lines with timestamps (bounded, see [`output`]), waiting
-//! for a line or for the exit without sleeping, the exit class, and a kill when the handle is
+//! Programs the harness runs: output lines with timestamps (bounded: see [`Cut`]), waiting for
+//! a line or for the exit without sleeping, the exit class, and a kill when the handle is
 //! dropped.
 
 mod output;
@@ -208,7 +208,7 @@ impl Proc {
     }
 
     /// Waits for a line `matches` accepts; `wanted` describes it in the error. A line printed
-    /// in a flood of output may be cut before it is looked at (see [`output`]).
+    /// in a flood of output may be cut before it is looked at (see [`Cut`]).
     pub fn wait_for(
         &self,
         matches: impl Fn(&str) -> bool,

@@ -18,7 +18,9 @@ pub const KEEP_LINES: usize = 10_000;
 /// Bytes kept of one line; the rest of the line is counted and dropped.
 pub const MAX_LINE: usize = 64 << 10;
 
-/// The lines left out between the first and the last part of a long output.
+/// The lines left out between the first and the last part of a long output: tcplab keeps
+/// each line up to [`MAX_LINE`] bytes, and the first and the last [`KEEP_BYTES`] of a
+/// program's lines (at most [`KEEP_LINES`] each), whatever the program prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
     pub lines: u64,
@@ -29,7 +31,8 @@ pub struct Cut {
 }
 
 impl Cut {
-    /// The line that stands for the cut lines in a transcript or a report.
+    /// The line that stands for the cut lines in a transcript or a report; on stderr, as it
+    /// is tcplab's word, not the program's.
     pub fn marker(&self) -> Line {
         Line {
             at: self.from,
