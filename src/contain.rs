@@ -77,14 +77,21 @@ impl PidNamespace {
     /// Runs `spawn` (which forks, e.g. `Command::spawn`) with the calling thread's new
     /// children placed in this namespace. Call it on the thread that started the namespace.
     pub fn spawn_in<T>(&self, spawn: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let entering = |what: &str| {
+            let e = io::Error::last_os_error();
+            io::Error::new(
+                e.kind(),
+                format!("cannot {what} the host's PID namespace: {e}"),
+            )
+        };
         // SAFETY: setns on fds we own; it only changes where this thread's children go.
         if unsafe { libc::setns(self.ns.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(entering("enter"));
         }
         let result = spawn();
         // SAFETY: as above; back to the thread's own namespace.
         if unsafe { libc::setns(self.own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(entering("leave"));
         }
         result.map_err(|e| {
             // A fork into a namespace whose init has ended fails with ENOMEM, as does one
@@ -145,53 +152,136 @@ impl Drop for PidNamespace {
     }
 }
 
+/// The steps of [`private_mounts`], named for an error message.
+const MOUNT_STEPS: [&str; 4] = [
+    "unshare(CLONE_NEWNS)",
+    "making / a slave mount",
+    "mounting sysfs on /sys",
+    "mounting proc on /proc",
+];
+
+/// The step of [`private_mounts`] that failed, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct MountFailure {
+    step: usize,
+    errno: i32,
+}
+
+impl MountFailure {
+    /// What was being done, e.g. "mounting sysfs on /sys".
+    pub fn step(&self) -> &'static str {
+        MOUNT_STEPS.get(self.step).copied().unwrap_or("?")
+    }
+}
+
+impl From<MountFailure> for io::Error {
+    fn from(f: MountFailure) -> io::Error {
+        io::Error::from_raw_os_error(f.errno)
+    }
+}
+
 /// Makes the calling process's own mount namespace, a slave of the one it was in, and mounts
 /// sysfs and procfs there for the network and PID namespaces the process is in.
 ///
 /// # Safety
 /// For a `pre_exec` hook: makes only async-signal-safe system calls, allocates nothing.
-pub unsafe fn private_mounts() -> io::Result<()> {
+pub unsafe fn private_mounts() -> Result<(), MountFailure> {
     let none: *const libc::c_char = std::ptr::null();
-    let check = |r: libc::c_int| {
+    let check = |step: usize, r: libc::c_int| {
         if r != 0 {
-            Err(io::Error::last_os_error())
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            Err(MountFailure { step, errno })
         } else {
             Ok(())
         }
     };
     // SAFETY: raw system calls with static C strings or null pointers.
     unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(0, libc::unshare(libc::CLONE_NEWNS))?;
         // Slave, recursively, before anything else: mounts and unmounts made here must never
         // propagate to the machine's mount namespace, whatever its propagation is.
-        check(libc::mount(
-            none,
-            c"/".as_ptr(),
-            none,
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ))?;
+        check(
+            1,
+            libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            ),
+        )?;
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         // As `ip netns exec` does: the old /sys goes (with what is mounted under it) and a
         // sysfs made in the host's network namespace takes its place. /sys may not be a mount
         // point at all: then there is nothing to unmount.
         let _ = libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH);
-        check(libc::mount(
-            c"sysfs".as_ptr(),
-            c"/sys".as_ptr(),
-            c"sysfs".as_ptr(),
-            flags,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            flags,
-            std::ptr::null(),
-        ))?;
+        check(
+            2,
+            libc::mount(
+                c"sysfs".as_ptr(),
+                c"/sys".as_ptr(),
+                c"sysfs".as_ptr(),
+                flags,
+                std::ptr::null(),
+            ),
+        )?;
+        check(
+            3,
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                flags,
+                std::ptr::null(),
+            ),
+        )?;
     }
     Ok(())
+}
+
+/// Why programs cannot get mounts of their own here, found by trying [`private_mounts`] in a
+/// throwaway child of the calling thread; `None` if they can. For an error message after a
+/// program failed to start: the program's own error says only which errno, not which step.
+pub fn diagnose_mounts() -> Option<String> {
+    let (report_r, report_w) = pipe().ok()?;
+    // SAFETY: the child makes only async-signal-safe calls and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return None;
+    }
+    if pid == 0 {
+        // SAFETY: in the freshly forked child: raw system calls, then _exit.
+        unsafe {
+            let code = match private_mounts() {
+                Ok(()) => 0,
+                Err(f) => {
+                    let report = [f.step as i32, f.errno];
+                    libc::write(report_w.as_raw_fd(), report.as_ptr().cast(), 8);
+                    1
+                }
+            };
+            libc::_exit(code)
+        }
+    }
+    drop(report_w);
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
+    let mut report = [0u8; 8];
+    let mut file = std::fs::File::from(report_r);
+    std::io::Read::read_exact(&mut file, &mut report).ok()?;
+    let step = i32::from_ne_bytes(report[..4].try_into().ok()?) as usize;
+    let errno = i32::from_ne_bytes(report[4..].try_into().ok()?);
+    let failure = MountFailure { step, errno };
+    Some(format!(
+        "programs cannot have mounts of their own here: {} failed: {} (run tcplab as root, or in a container started with --privileged, where mounts are allowed)",
+        failure.step(),
+        io::Error::from(failure)
+    ))
 }
 
 /// Forks the init of the namespace this thread just unshared; returns the namespace and a

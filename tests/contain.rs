@@ -540,3 +540,61 @@ fn a_host_whose_init_was_killed_from_outside_says_so() {
     };
     assert!(err.contains("init process has ended"), "{err}");
 }
+
+const DIAGNOSE_VAR: &str = "TCPLAB_TEST_DIAGNOSE";
+
+/// Helper for the next test: prints what keeps programs here from having mounts of their own.
+#[test]
+#[ignore = "helper: runs only as the child of mounts_that_cannot_be_made_are_named"]
+fn print_mount_diagnosis() {
+    if std::env::var_os(DIAGNOSE_VAR).is_none() {
+        return;
+    }
+    println!("DIAGNOSIS {:?}", tcplab::contain::diagnose_mounts());
+}
+
+#[test]
+fn mounts_that_cannot_be_made_are_named() {
+    if !privileged() {
+        return;
+    }
+    assert_eq!(tcplab::contain::diagnose_mounts(), None, "root may mount");
+    // Without CAP_SYS_ADMIN no mount namespace can be made: the diagnosis names the step.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "print_mount_diagnosis",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(DIAGNOSE_VAR, "1");
+    let out = Proc::spawn(cmd).unwrap().wait(WAIT).unwrap();
+    let line = out
+        .stdout()
+        .find(|l| l.starts_with("DIAGNOSIS"))
+        .unwrap_or_else(|| panic!("{}", out.transcript()));
+    assert!(
+        line.contains("unshare(CLONE_NEWNS) failed: Operation not permitted"),
+        "{line}"
+    );
+    assert!(line.contains("--privileged"), "{line}");
+}
+
+#[test]
+fn a_missing_program_is_still_reported_as_missing() {
+    let Some(lab) = article_lab() else { return };
+    let err = match lab
+        .host("client-1")
+        .unwrap()
+        .spawn(Command::new("/nonexistent/program"))
+    {
+        Ok(_) => panic!("a missing program started"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        err,
+        "cannot start `program`: No such file or directory (os error 2)"
+    );
+}

@@ -160,7 +160,7 @@ impl Namespace {
                     return Err(std::io::Error::last_os_error());
                 }
                 // After setns: sysfs shows the network namespace of whoever mounts it.
-                crate::contain::private_mounts()
+                crate::contain::private_mounts().map_err(std::io::Error::from)
             });
         }
         let name = program.clone();
@@ -168,7 +168,18 @@ impl Namespace {
             .run(move |state| {
                 let pids = state.pid_namespace()?;
                 let started = Instant::now();
-                pids.spawn_in(|| cmd.spawn()).map(|child| (child, started))
+                match pids.spawn_in(|| cmd.spawn()) {
+                    Ok(child) => Ok((child, started)),
+                    // The child reports only an errno: if its own mounts were what failed,
+                    // say so rather than leave "Operation not permitted" unexplained.
+                    Err(e) if e.raw_os_error().is_some() => {
+                        Err(match crate::contain::diagnose_mounts() {
+                            Some(why) => std::io::Error::new(e.kind(), why),
+                            None => e,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             })?
             .map_err(|source| ProcError::Spawn {
                 program: name,
