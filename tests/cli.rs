@@ -211,6 +211,15 @@ fn a_lab_kept_up_works_with_ip_netns_exec_and_goes_down() {
         exec.transcript()
     );
 
+    // The command sees the host's interfaces, not the machine's.
+    let sys = tcplab(&["exec", &name, "server", "--", "ls", "/sys/class/net"]);
+    assert_eq!(
+        sys.stdout().collect::<Vec<_>>(),
+        ["eth0", "lo"],
+        "{}",
+        sys.transcript()
+    );
+
     let down = tcplab(&["down", &name]);
     assert_eq!(down.status.code(), Some(0), "{}", down.transcript());
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
