@@ -434,7 +434,11 @@ mod tests {
         let p = Proc::spawn(sh("echo one; echo two >&2; exit 11")).unwrap();
         let outcome = p.wait(Duration::from_secs(10)).unwrap();
         assert_eq!(outcome.status.code(), Some(11));
-        assert_eq!(outcome.class(), None, "sh is not one of tcplab's apps: 11 is its own");
+        assert_eq!(
+            outcome.class(),
+            None,
+            "sh is not one of tcplab's apps: 11 is its own"
+        );
         assert_eq!(outcome.stdout().collect::<Vec<_>>(), ["one"]);
         assert_eq!(outcome.stderr().collect::<Vec<_>>(), ["two"]);
     }
