@@ -153,11 +153,13 @@ impl Drop for PidNamespace {
 }
 
 /// The steps of [`private_mounts`], named for an error message.
-const MOUNT_STEPS: [&str; 4] = [
+const MOUNT_STEPS: [&str; 6] = [
     "unshare(CLONE_NEWNS)",
     "making / a slave mount",
     "mounting sysfs on /sys",
     "mounting proc on /proc",
+    "mounting the lab's hosts file on /etc/hosts",
+    "making the lab's /etc/hosts read-only",
 ];
 
 /// The step of [`private_mounts`] that failed, and how.
@@ -180,12 +182,86 @@ impl From<MountFailure> for io::Error {
     }
 }
 
+/// The lab's own `/etc/hosts`, mounted read-only over `/etc/hosts` in each program's own
+/// mount namespace, so that host names resolve to lab addresses without touching the
+/// machine's file. It lives in a tmpfs of its own that is mounted nowhere (a detached mount,
+/// held by a descriptor): no file on disk, no mount in the machine's namespace, and it
+/// vanishes with its last descriptor, even if tcplab is killed. (An unlinked file cannot be
+/// mounted, and a plain bind mount from the machine's namespace is refused in the program's.)
+pub struct HostsFile {
+    tmpfs: OwnedFd,
+}
+
+/// `fsconfig` command that creates the superblock (linux/mount.h; not in the libc crate).
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+/// `FSOPEN_CLOEXEC` and `FSMOUNT_CLOEXEC` (linux/mount.h).
+const FS_CLOEXEC: libc::c_uint = 1;
+
+impl HostsFile {
+    /// A hosts file holding `text`; `None` when the machine has no `/etc/hosts` to mount over
+    /// (names then do not resolve, as on that machine).
+    pub fn new(text: &str) -> io::Result<Option<HostsFile>> {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        if !std::path::Path::new("/etc/hosts").is_file() {
+            return Ok(None);
+        }
+        let owned = |fd: libc::c_long| {
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                // SAFETY: a new descriptor the kernel just returned, owned by nothing else.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+            }
+        };
+        // SAFETY: raw system calls with static C strings and descriptors this function owns.
+        let tmpfs = unsafe {
+            let context = owned(libc::syscall(
+                libc::SYS_fsopen,
+                c"tmpfs".as_ptr(),
+                FS_CLOEXEC,
+            ))?;
+            let created = libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            );
+            if created < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            owned(libc::syscall(
+                libc::SYS_fsmount,
+                context.as_raw_fd(),
+                FS_CLOEXEC,
+                0,
+            ))?
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(format!("/proc/self/fd/{}/hosts", tmpfs.as_raw_fd()))?;
+        file.write_all(text.as_bytes())?;
+        Ok(Some(HostsFile { tmpfs }))
+    }
+
+    /// What a `pre_exec` hook passes to [`private_mounts`]; valid while `self` lives.
+    pub fn fd(&self) -> RawFd {
+        self.tmpfs.as_raw_fd()
+    }
+}
+
 /// Makes the calling process's own mount namespace, a slave of the one it was in, and mounts
-/// sysfs and procfs there for the network and PID namespaces the process is in.
+/// sysfs and procfs there for the network and PID namespaces the process is in, and `hosts`
+/// (a [`HostsFile::fd`]) read-only over `/etc/hosts`.
 ///
 /// # Safety
 /// For a `pre_exec` hook: makes only async-signal-safe system calls, allocates nothing.
-pub unsafe fn private_mounts() -> Result<(), MountFailure> {
+pub unsafe fn private_mounts(hosts: Option<RawFd>) -> Result<(), MountFailure> {
     let none: *const libc::c_char = std::ptr::null();
     let check = |step: usize, r: libc::c_int| {
         if r != 0 {
@@ -197,8 +273,23 @@ pub unsafe fn private_mounts() -> Result<(), MountFailure> {
             Ok(())
         }
     };
-    // SAFETY: raw system calls with static C strings or null pointers.
+    // SAFETY: raw system calls with static C strings, null pointers or descriptors.
     unsafe {
+        // The hosts file's tmpfs is mounted nowhere: its file is cloned here as a detached
+        // mount of its own (which touches no namespace), to be attached after the unshare.
+        let hosts_tree = match hosts {
+            Some(fd) => {
+                let tree = libc::syscall(
+                    libc::SYS_open_tree,
+                    fd,
+                    c"hosts".as_ptr(),
+                    libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+                ) as libc::c_int;
+                check(4, if tree < 0 { -1 } else { 0 })?;
+                Some(tree)
+            }
+            None => None,
+        };
         check(0, libc::unshare(libc::CLONE_NEWNS))?;
         // Slave, recursively, before anything else: mounts and unmounts made here must never
         // propagate to the machine's mount namespace, whatever its propagation is.
@@ -212,6 +303,31 @@ pub unsafe fn private_mounts() -> Result<(), MountFailure> {
                 std::ptr::null(),
             ),
         )?;
+        if let Some(tree) = hosts_tree {
+            // A detached mount made before the unshare joins this namespace at /etc/hosts.
+            check(
+                4,
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    tree,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    c"/etc/hosts".as_ptr(),
+                    libc::MOVE_MOUNT_F_EMPTY_PATH,
+                ) as libc::c_int,
+            )?;
+            libc::close(tree);
+            check(
+                5,
+                libc::mount(
+                    none,
+                    c"/etc/hosts".as_ptr(),
+                    none,
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    std::ptr::null(),
+                ),
+            )?;
+        }
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         // As `ip netns exec` does: the old /sys goes (with what is mounted under it) and a
         // sysfs made in the host's network namespace takes its place. /sys may not be a mount
@@ -254,7 +370,7 @@ pub fn diagnose_mounts() -> Option<String> {
     if pid == 0 {
         // SAFETY: in the freshly forked child: raw system calls, then _exit.
         unsafe {
-            let code = match private_mounts() {
+            let code = match private_mounts(None) {
                 Ok(()) => 0,
                 Err(f) => {
                     let report = [f.step as i32, f.errno];

@@ -174,3 +174,31 @@ fn the_callers_own_code_runs_in_a_host_without_holding_its_worker() {
         .unwrap();
     assert_eq!(blocked.err(), Some(std::io::ErrorKind::TimedOut));
 }
+
+#[test]
+fn hosts_have_names_inside_the_lab_only() {
+    let Some(lab) = article_lab() else { return };
+    let run = lab.record().unwrap();
+    let _server = run.spawn("server", http_server(1234)).unwrap();
+    run.wait_listening("server", 1234, LISTEN).unwrap();
+    let curl = run
+        .run(
+            "client-1",
+            ["curl", "-sS", "-o", "/dev/null", "http://server:1234/"],
+        )
+        .unwrap();
+    let hosts = run
+        .run("client-2", ["getent", "hosts", "client-1"])
+        .unwrap();
+    run.check([
+        expect::exit(&curl, 0),
+        expect::handshake("server", "server:1234"),
+        expect::output(&hosts, "10.0.0.208"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let machine = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(
+        !machine.contains("client-1"),
+        "the machine's /etc/hosts is untouched"
+    );
+}

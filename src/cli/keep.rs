@@ -151,7 +151,7 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
         .map_err(|e| CliError::setup(format!("cannot enter {}: {e} (run as root)", h.netns)))?;
     // As `ip netns exec` does: the command sees the host's interfaces in /sys.
     // SAFETY: raw system calls only; this thread execs the command next.
-    unsafe { crate::contain::private_mounts() }.map_err(|f| {
+    unsafe { crate::contain::private_mounts(None) }.map_err(|f| {
         let e = std::io::Error::from(f);
         CliError::setup(format!(
             "cannot mount /sys for {host}: {} failed: {e}",

@@ -139,14 +139,25 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
     fabric_rules.wait()??;
     wait_ready(&fabric, resolved, &namespaces)?;
 
+    let names = crate::contain::HostsFile::new(&hosts_text(resolved))
+        .map_err(|source| LabError::Io {
+            what: "write the lab's hosts file".into(),
+            source,
+        })?
+        .map(std::sync::Arc::new);
     let hosts = resolved
         .hosts
         .iter()
         .zip(namespaces)
-        .map(|(h, ns)| Host {
-            name: h.name.clone(),
-            address: h.address,
-            ns,
+        .map(|(h, mut ns)| {
+            if let Some(names) = &names {
+                ns.set_hosts_file(names.clone());
+            }
+            Host {
+                name: h.name.clone(),
+                address: h.address,
+                ns,
+            }
         })
         .collect();
     Ok((fabric, hosts))
@@ -189,6 +200,17 @@ fn wait_ready(
         h.wait()??;
     }
     fabric_ready.wait()?
+}
+
+/// What programs in the lab read as `/etc/hosts`: every host by name.
+pub(super) fn hosts_text(resolved: &Resolved) -> String {
+    let mut text = String::from(
+        "# tcplab: the hosts of this lab, seen by its programs only\n127.0.0.1\tlocalhost\n",
+    );
+    for h in &resolved.hosts {
+        text.push_str(&format!("{}\t{}\n", h.address, h.name));
+    }
+    text
 }
 
 fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {

@@ -66,6 +66,7 @@ pub struct Namespace {
     fd: OwnedFd,
     inode: u64,
     pinned: Option<PathBuf>,
+    hosts: Option<std::sync::Arc<crate::contain::HostsFile>>,
 }
 
 impl Namespace {
@@ -89,7 +90,13 @@ impl Namespace {
             fd,
             inode,
             pinned: None,
+            hosts: None,
         })
+    }
+
+    /// Programs started from now on see `hosts` as their `/etc/hosts`.
+    pub(crate) fn set_hosts_file(&mut self, hosts: std::sync::Arc<crate::contain::HostsFile>) {
+        self.hosts = Some(hosts);
     }
 
     /// The namespace's inode, as `ip netns identify` and `/proc/PID/ns/net` show it.
@@ -147,6 +154,8 @@ impl Namespace {
         proc::prepare(&mut cmd);
         let program = proc::describe(&cmd);
         let ns_fd = self.fd.as_raw_fd();
+        // Held by the hook, so the file outlives the fork; the child only reads the path.
+        let hosts = self.hosts.clone();
         // SAFETY: the hook only makes async-signal-safe syscalls (prctl, setns, unshare,
         // mount) in the child.
         unsafe {
@@ -160,7 +169,8 @@ impl Namespace {
                     return Err(std::io::Error::last_os_error());
                 }
                 // After setns: sysfs shows the network namespace of whoever mounts it.
-                crate::contain::private_mounts().map_err(std::io::Error::from)
+                let hosts = hosts.as_deref().map(crate::contain::HostsFile::fd);
+                crate::contain::private_mounts(hosts).map_err(std::io::Error::from)
             });
         }
         let name = program.clone();
