@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::CliError;
+use crate::escape;
 use crate::scenario::Scenario;
 
 /// The catalog's folder: $TCPLAB_CATALOG, ./fixtures/scenarios, or the source tree's.
@@ -60,10 +61,19 @@ pub fn list() -> Result<u8, CliError> {
         CliError::setup("the scenario catalog was not found (set TCPLAB_CATALOG to its folder)")
     })?;
     let bold = anstyle::Style::new().bold();
+    // A bad file is one line among the others: the rest of the catalog still shows.
     for file in names(&dir) {
         match Scenario::from_file(&file) {
-            Ok(s) => anstream::println!("{bold}{:<28}{bold:#} {}", s.name, s.description),
-            Err(e) => anstream::println!("{:<28} (invalid: {e})", file.display()),
+            Ok(s) => anstream::println!(
+                "{bold}{:<28}{bold:#} {}",
+                escape::line(&s.name),
+                escape::line(&s.description)
+            ),
+            Err(e) => anstream::println!(
+                "{:<28} (invalid: {})",
+                escape::line(&file.display().to_string()),
+                escape::line(&e.to_string())
+            ),
         }
     }
     Ok(0)

@@ -7,9 +7,11 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::bounds::{MAX_ENTRIES, MAX_HOSTS, count};
 use super::model::{
     Action, BRIDGE, FABRIC, FirewallRule, HostChain, PortRange, Protocol, SgRule, Topology,
 };
+use super::subnet::check_subnet;
 
 /// Where a field sits in the topology, e.g. `host[1].address`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -125,15 +127,12 @@ pub const MAX_HOST_NAME: usize = 15;
 
 pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
     let subnet = topo.subnet.trunc();
-    if subnet.prefix_len() > 30 {
-        return Err(invalid(
-            at("subnet"),
-            format!(
-                "/{} leaves no room for hosts: use /30 or wider, e.g. 10.0.0.0/24",
-                subnet.prefix_len()
-            ),
-        ));
-    }
+    check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?;
+    count(topo.hosts.len(), MAX_HOSTS, "hosts").map_err(|m| invalid(at("host"), m))?;
+    count(topo.security_groups.len(), MAX_ENTRIES, "security groups")
+        .map_err(|m| invalid(at("security_group"), m))?;
+    count(topo.firewalls.len(), MAX_ENTRIES, "firewall rules")
+        .map_err(|m| invalid(at("firewall"), m))?;
     if topo.hosts.is_empty() {
         return Err(invalid(
             at("host"),
@@ -285,6 +284,8 @@ fn check_groups(
         let path = at("security_group").index(i);
         let lists = [("ingress", Some(&g.ingress)), ("egress", g.egress.as_ref())];
         for (key, rules) in lists {
+            count(rules.map_or(0, Vec::len), MAX_ENTRIES, "rules")
+                .map_err(|m| invalid(path.key(key), m))?;
             for (r, rule) in rules.into_iter().flatten().enumerate() {
                 let path = path.key(key).index(r);
                 match (&rule.cidr, &rule.group) {
