@@ -1,0 +1,527 @@
+//! Property-based fuzzing of everything tcplab reads from outside: topology and scenario files
+//! (arbitrary bytes, arbitrary TOML over the files' own keys, and the catalog's files with one
+//! value replaced) and captured frames (arbitrary bytes and mangled real packets). Each must
+//! end in a value or a clean error, never a panic; errors in a file must name a place in it.
+//!
+//! Case counts are bounded so the whole file runs in a few seconds in `cargo test`; set
+//! PROPTEST_CASES to run longer.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use tcplab::capture::{Captured, Direction, Frame};
+use tcplab::scenario::Scenario;
+use tcplab::spec::{SpecError, Topology};
+use tcplab::trace::{Trace, decode, describe};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios")
+}
+
+fn config(cases: u32) -> Config {
+    Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(cases),
+        // Shrinking a failure is worth a few seconds; an endless one is not.
+        max_shrink_iters: 2_000,
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// An error about a file must be `FILE:LINE:COLUMN: ...` with a line and column inside the
+/// text (a line one past the end is where an unclosed table or string is reported).
+fn assert_located(err: &SpecError, file: &str, text: &str) -> Result<(), TestCaseError> {
+    match err {
+        SpecError::Invalid {
+            file: f,
+            line,
+            column,
+            message,
+        } => {
+            prop_assert_eq!(f, file);
+            let lines = text.split('\n').count();
+            prop_assert!(
+                *line >= 1 && *line <= lines + 1,
+                "line {} of {}",
+                line,
+                lines
+            );
+            prop_assert!(*column >= 1, "column {}", column);
+            prop_assert!(!message.is_empty());
+            prop_assert!(!message.contains('\n'), "one line: {}", message);
+            Ok(())
+        }
+        // Only a scenario's `topology` file is read from disk; its own errors are its own.
+        SpecError::Read { .. }
+        | SpecError::NotAFile { .. }
+        | SpecError::TooLarge { .. }
+        | SpecError::NotText { .. } => Ok(()),
+    }
+}
+
+fn load_topology(text: &str) -> Result<(), TestCaseError> {
+    if let Err(e) = Topology::from_toml(text, "fuzz.toml") {
+        assert_located(&e, "fuzz.toml", text)?;
+    }
+    Ok(())
+}
+
+fn load_scenario(text: &str) -> Result<(), TestCaseError> {
+    let dir = scenarios_dir();
+    if let Err(e) = Scenario::from_toml(text, "fuzz.toml", Some(&dir), "fuzz") {
+        if let SpecError::Invalid { file, .. } = &e
+            && file != "fuzz.toml"
+        {
+            // An error inside the referenced topology file.
+            return Ok(());
+        }
+        assert_located(&e, "fuzz.toml", text)?;
+    }
+    Ok(())
+}
+
+/// Values that have broken or might break a parser or a conversion.
+fn hostile_number() -> impl Strategy<Value = toml::Value> {
+    use toml::Value::{Float, Integer};
+    prop_oneof![
+        Just(Float(f64::NAN)),
+        Just(Float(f64::INFINITY)),
+        Just(Float(f64::NEG_INFINITY)),
+        Just(Float(1e20)),
+        Just(Float(-0.1)),
+        Just(Float(-0.0)),
+        Just(Float(f64::MIN_POSITIVE)),
+        Just(Float(f64::MAX)),
+        Just(Integer(i64::MAX)),
+        Just(Integer(i64::MIN)),
+        Just(Integer(-1)),
+        Just(Integer(0)),
+        Just(Integer(65_536)),
+        Just(Integer(4_294_967_296)),
+        (0i64..100_000).prop_map(Integer),
+        any::<f64>().prop_map(Float),
+        any::<i64>().prop_map(Integer),
+    ]
+}
+
+/// Words the files use, so that generated TOML reaches validation, not only the parser.
+const WORDS: &[&str] = &[
+    "server",
+    "client-1",
+    "a",
+    "fabric",
+    "lo",
+    "br0",
+    "server-sg",
+    "tcp",
+    "udp",
+    "icmp",
+    "all",
+    "drop",
+    "reject-tcp-reset",
+    "reject-port-unreachable",
+    "input",
+    "output",
+    "10.0.0.0/24",
+    "10.0.0.58",
+    "0.0.0.0/0",
+    "127.0.0.0/24",
+    "224.0.0.0/24",
+    "10.0.0.0/31",
+    "10.0.0.0/32",
+    "100.64.0.0/10",
+    "1000-2000",
+    "2000-1000",
+    "server:1235",
+    "server:0",
+    ":",
+    "start",
+    "run",
+    "wait-for",
+    "wait",
+    "stop",
+    "kill",
+    "ping",
+    "firewall",
+    "security-group",
+    "class",
+    "exit",
+    "output",
+    "syn-schedule",
+    "no-flow",
+    "handshake",
+    "reset-by",
+    "icmp",
+    "payload",
+    "zero-window",
+    "unanswered-arp",
+    "connect-timeout",
+    "tcp-client",
+    "tcp-server",
+    "-t",
+    "NaN",
+    "-5",
+    "1e20",
+    "../topologies/article.toml",
+    "/dev/zero",
+    "\u{1b}[2J",
+    "",
+];
+
+const KEYS: &[&str] = &[
+    "subnet",
+    "host",
+    "name",
+    "address",
+    "security_groups",
+    "security_group",
+    "description",
+    "ingress",
+    "egress",
+    "protocol",
+    "ports",
+    "cidr",
+    "group",
+    "firewall",
+    "on",
+    "chain",
+    "action",
+    "port",
+    "source",
+    "destination",
+    "topology",
+    "sysctls",
+    "capture_bridge_ports",
+    "time_limit",
+    "step",
+    "command",
+    "wait_for",
+    "timeout",
+    "line",
+    "target",
+    "count",
+    "rules",
+    "expect",
+    "kind",
+    "program",
+    "class",
+    "code",
+    "server",
+    "sender",
+    "app_timeout",
+    "tolerance",
+    "absolute",
+    "relative",
+    "by",
+    "type",
+    "text",
+    "hosts",
+];
+
+fn word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(WORDS).prop_map(str::to_string),
+        1 => any::<String>(),
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = toml::Value> {
+    prop_oneof![
+        3 => word().prop_map(toml::Value::String),
+        2 => hostile_number(),
+        1 => any::<bool>().prop_map(toml::Value::Boolean),
+    ]
+}
+
+/// TOML values over the files' own keys and words, nested a few levels.
+fn value() -> BoxedStrategy<toml::Value> {
+    leaf()
+        .prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(toml::Value::Array),
+                table(inner).prop_map(toml::Value::Table),
+            ]
+        })
+        .boxed()
+}
+
+fn table(inner: BoxedStrategy<toml::Value>) -> impl Strategy<Value = toml::Table> {
+    proptest::collection::vec(
+        (
+            proptest::sample::select(KEYS).prop_map(str::to_string),
+            inner,
+        ),
+        0..7,
+    )
+    .prop_map(|pairs| pairs.into_iter().collect())
+}
+
+fn document() -> impl Strategy<Value = String> {
+    table(value()).prop_filter_map("serialisable", |t| toml::to_string(&t).ok())
+}
+
+/// A catalog file with the value of one `key = value` line replaced by a hostile one.
+fn mutated_catalog_file() -> impl Strategy<Value = String> {
+    let files: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let replacement = prop_oneof![
+        leaf().prop_map(|v| v.to_string()),
+        Just("[]".to_string()),
+        Just("{}".to_string()),
+        Just("\"".to_string()),
+        Just("[\"tcp-client\", \"h\", \"1234\", \"-t\", \"-5\"]".to_string()),
+        Just("[\"tcp-client\", \"h\", \"1234\", \"-r\", \"NaN\"]".to_string()),
+    ];
+    (
+        proptest::sample::select(files),
+        any::<prop::sample::Index>(),
+        replacement,
+    )
+        .prop_map(|(text, which, replacement)| {
+            let lines: Vec<&str> = text.lines().collect();
+            let values: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].contains(" = "))
+                .collect();
+            let target = values[which.index(values.len())];
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match l.split_once(" = ") {
+                    Some((key, _)) if i == target => format!("{key} = {replacement}"),
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+}
+
+proptest! {
+    #![proptest_config(config(400))]
+
+    #[test]
+    fn topology_parser_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        load_topology(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn topology_parser_survives_any_toml(text in document()) {
+        load_topology(&text)?;
+    }
+
+    #[test]
+    fn scenario_parser_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        load_scenario(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn scenario_parser_survives_any_toml(text in document()) {
+        load_scenario(&text)?;
+    }
+
+    #[test]
+    fn scenario_parser_survives_a_catalog_file_with_one_hostile_value(text in mutated_catalog_file()) {
+        load_scenario(&text)?;
+    }
+}
+
+/// A real frame (ARP, TCP, UDP, ICMP error quoting a packet) from arbitrary fields.
+fn real_frame() -> impl Strategy<Value = Vec<u8>> {
+    let addr = any::<[u8; 4]>();
+    (
+        0u8..4,
+        addr,
+        addr,
+        any::<u16>(),
+        any::<u16>(),
+        any::<u32>(),
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(which, src, dst, sport, dport, seq, a, b, payload)| {
+            let base = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
+            let mut out = Vec::new();
+            let _ = match which {
+                0 => base
+                    .tcp(sport, dport, seq, u16::from(a))
+                    .syn()
+                    .write(&mut out, &payload),
+                1 => base.udp(sport, dport).write(&mut out, &payload),
+                2 => base
+                    .icmpv4(etherparse::Icmpv4Type::Unknown {
+                        type_u8: a % 4 + 2,
+                        code_u8: b,
+                        bytes5to8: [0; 4],
+                    })
+                    .write(&mut out, &payload),
+                _ => {
+                    let arp = etherparse::ArpPacket::new(
+                        etherparse::ArpHardwareId::ETHERNET,
+                        etherparse::EtherType::IPV4,
+                        etherparse::ArpOperation::REQUEST,
+                        &[2; 6],
+                        &src,
+                        &[0; 6],
+                        &dst,
+                    )
+                    .expect("valid ARP sizes");
+                    PacketBuilder::ethernet2([2; 6], [0xff; 6])
+                        .arp(arp)
+                        .write(&mut out)
+                }
+            };
+            out
+        })
+}
+
+/// A real frame cut short, grown, or with bytes overwritten.
+fn mangled_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        real_frame(),
+        any::<prop::sample::Index>(),
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    )
+        .prop_map(|(mut frame, cut, writes, extra)| {
+            for (at, byte) in writes {
+                let i = at.index(frame.len());
+                frame[i] = byte;
+            }
+            frame.truncate(cut.index(frame.len() + 1));
+            frame.extend(extra);
+            frame
+        })
+}
+
+fn trace_of(frames: Vec<Vec<u8>>) -> Trace {
+    let frames = frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| Frame {
+            at: Duration::from_millis(i as u64),
+            direction: if i % 2 == 0 {
+                Direction::Out
+            } else {
+                Direction::In
+            },
+            original_len: data.len(),
+            data,
+        })
+        .collect();
+    Trace::new(&Captured {
+        host: "fuzz".into(),
+        interface: "eth0".into(),
+        frames,
+        drops: 0,
+    })
+}
+
+proptest! {
+    #![proptest_config(config(1_000))]
+
+    #[test]
+    fn decoder_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = describe(&decode(&bytes));
+    }
+
+    #[test]
+    fn decoder_survives_mangled_frames(frame in mangled_frame()) {
+        let _ = describe(&decode(&frame));
+    }
+
+    #[test]
+    fn traces_of_mangled_frames_render(frames in proptest::collection::vec(mangled_frame(), 0..12)) {
+        let trace = trace_of(frames);
+        for i in 0..trace.packets.len() {
+            let _ = trace.line(i, Duration::ZERO);
+        }
+        let _ = trace.flows();
+    }
+}
+
+/// Values put in place of each value of each catalog file, one at a time.
+const HOSTILE_VALUES: &[&str] = &[
+    "nan",
+    "-nan",
+    "inf",
+    "-inf",
+    "1e20",
+    "-1",
+    "-0.1",
+    "0",
+    "-0.0",
+    "1e-320",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "65536",
+    "4294967296",
+    "\"\"",
+    "\"\\u001b[2J\"",
+    "\"0.0.0.0/0\"",
+    "\"server:0\"",
+    "[]",
+    "{}",
+    "{ absolute = -0.1, relative = 0.05 }",
+    "{ absolute = 0.1, relative = nan }",
+];
+
+/// Arguments put in place of each argument of each command of the catalog.
+const HOSTILE_ARGS: &[&str] = &["-5", "NaN", "inf", "1e20", "-t", "", "--help", "0"];
+
+/// Every value of every catalog file replaced in turn by every hostile value: deterministic,
+/// so a regression shows on the first run rather than by chance.
+#[test]
+fn every_catalog_value_replaced_by_every_hostile_value() {
+    let topologies = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/topologies");
+    let files = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .chain(std::fs::read_dir(topologies).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"));
+    let mut loads = 0;
+    for path in files {
+        let load = if path.starts_with(scenarios_dir()) {
+            load_scenario
+        } else {
+            load_topology
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let with = |target: usize, value: &str| -> String {
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            let key = lines[target].split_once(" = ").unwrap().0;
+            out[target] = format!("{key} = {value}");
+            out.join("\n")
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let Some((_, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            for hostile in HOSTILE_VALUES {
+                load(&with(i, hostile)).unwrap();
+                loads += 1;
+            }
+            // Each argument of a command, in turn.
+            if let Ok(toml::Value::Array(args)) = value.parse::<toml::Value>() {
+                for a in 0..args.len() {
+                    for hostile in HOSTILE_ARGS {
+                        let mut args = args.clone();
+                        args[a] = toml::Value::String(hostile.to_string());
+                        let value = toml::Value::Array(args).to_string();
+                        load(&with(i, &value)).unwrap();
+                        loads += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(loads > 5_000, "{loads} loads");
+}
