@@ -340,7 +340,7 @@ fn check(
                         format!("`{target}` is neither a host nor an address"),
                     ));
                 }
-                if !(1..=bounds::MAX_PING_COUNT).contains(count) {
+                if !(1..=i64::from(bounds::MAX_PING_COUNT)).contains(count) {
                     return Err(invalid(
                         path.key("count"),
                         format!(
@@ -444,6 +444,14 @@ fn check(
             ))
         }
     };
+    let byte = |path: FieldPath, value: i64, what: &str| {
+        u8::try_from(value).map_err(|_| {
+            invalid(
+                path,
+                format!("{value} is not {what}: give a number from 0 to 255"),
+            )
+        })
+    };
     let mut expectations = Vec::new();
     let mut senders = Vec::new();
     for (i, e) in raw.expectations.iter().enumerate() {
@@ -472,18 +480,10 @@ fn check(
                     .parse::<ErrorClass>()
                     .map_err(|err| invalid(path.key("class"), err.to_string()))?,
             },
-            ExpectSpec::Exit { program: p, code } => {
-                if !(0..=255).contains(code) {
-                    return Err(invalid(
-                        path.key("code"),
-                        format!("{code} is not an exit code: they run from 0 to 255"),
-                    ));
-                }
-                Expectation::Exit {
-                    program: program(path.key("program"), p)?,
-                    code: *code,
-                }
-            }
+            ExpectSpec::Exit { program: p, code } => Expectation::Exit {
+                program: program(path.key("program"), p)?,
+                code: byte(path.key("code"), *code, "an exit code")?.into(),
+            },
             ExpectSpec::Output { program: p, line } => Expectation::Output {
                 program: program(path.key("program"), p)?,
                 line: line.clone(),
@@ -592,8 +592,8 @@ fn check(
             } => Expectation::IcmpError {
                 host: host_of(h)?,
                 server: srv(s)?,
-                icmp_type: *icmp_type,
-                code: *code,
+                icmp_type: byte(path.key("type"), *icmp_type, "an ICMP type")?,
+                code: byte(path.key("code"), *code, "an ICMP code")?,
             },
             ExpectSpec::Payload {
                 text,
