@@ -23,10 +23,13 @@ fn tcplab(args: &[&str], catalog: Option<&Path>) -> Outcome {
     Proc::spawn(cmd).unwrap().wait(WAIT).unwrap()
 }
 
+/// A corpus file, where its error must point (line, column), and what it must say.
+type Case = (PathBuf, Option<(usize, usize)>, String);
+
 /// The corpus files of one kind, with what each must say: `LINE:COLUMN TEXT` (the error is
 /// `FILE:LINE:COLUMN: TEXT...`) or `- TEXT` (an error with no place in the file), from the
 /// file's first line, `# expect: ...`.
-fn corpus(kind: &str) -> Vec<(PathBuf, Option<(usize, usize)>, String)> {
+fn corpus(kind: &str) -> Vec<Case> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixture("hostile").join(kind))
         .unwrap()
         .map(|e| e.unwrap().path())
