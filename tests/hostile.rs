@@ -196,3 +196,68 @@ fn a_bad_catalog_file_is_listed_as_an_error_among_the_others() {
         out
     );
 }
+
+/// Escape codes in a scenario's text and in a program's output reach the terminal escaped,
+/// in the live view and in the report.
+#[test]
+fn text_from_the_file_and_programs_reaches_the_terminal_escaped() {
+    if !common::privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("escapes.toml");
+    std::fs::write(
+        &file,
+        r#"description = "clears \u001b[2J the screen"
+time_limit = 20
+
+[[host]]
+name = "a"
+
+[[step]]
+action = "run"
+host = "a"
+name = "printer"
+command = ["printf", "\u001b]0;title\u0007\\033[2Jcleared\\n"]
+
+[[expect]]
+kind = "output"
+program = "printer"
+line = "cleared"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = tcplab(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    let all: Vec<&str> = o.stdout().chain(o.stderr()).collect();
+    assert!(
+        !all.iter()
+            .any(|l| l.chars().any(|c| c.is_control() && c != '\t')),
+        "raw control characters: {all:?}"
+    );
+    assert!(
+        all.iter().any(|l| l.contains("clears \\x1b[2J the screen")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|l| l.contains("out | \\x1b]0;title\\x07cleared")),
+        "{all:?}"
+    );
+    // The live view quotes the command (raw ESC and BEL in it); the program's CSI sequences
+    // are stripped when its output is read, the rest is escaped.
+    assert!(
+        all.iter()
+            .any(|l| l.starts_with("step 1/1: run printer on a: printf \\x1b]0;title\\x07")),
+        "{all:?}"
+    );
+}
