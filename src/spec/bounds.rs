@@ -19,12 +19,18 @@ pub const MAX_TOLERANCE_RELATIVE: f64 = 10.0;
 /// The most echo requests a `ping` step may send (one a second).
 pub const MAX_PING_COUNT: u32 = 1_000;
 
-/// The most hosts a lab may have: each is a network namespace with its own capture.
-pub const MAX_HOSTS: usize = 1_000;
+/// The most hosts a lab may have (a /24's worth): each is a network namespace with its own
+/// capture, and a lab of thousands would take minutes to build on one machine.
+pub const MAX_HOSTS: usize = 250;
 
 /// The most entries of one kind a file may hold: security groups, rules in one list, firewall
 /// rules, steps, expectations, sysctls.
 pub const MAX_ENTRIES: usize = 10_000;
+
+/// The most addresses the security groups' rules may stand for, summed over all hosts (a rule
+/// naming a group stands for each member's address): beyond it the rulesets would take
+/// minutes to compute and build.
+pub const MAX_EXPANDED_PEERS: usize = 200_000;
 
 /// The longest sysctl value, in bytes (the kernel reads at most a page).
 pub const MAX_SYSCTL_VALUE: usize = 4_096;
