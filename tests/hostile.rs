@@ -137,6 +137,9 @@ fn up_refuses_what_is_not_a_file_without_reading_it() {
         let line = assert_one_clean_error(&tcplab(&args, None), &args);
         assert!(line.contains("not a regular file"), "{line}");
     }
+    let args = ["run", fifo.to_str().unwrap()];
+    let line = assert_one_clean_error(&tcplab(&args, None), &args);
+    assert!(line.contains("not a regular file"), "{line}");
     let big = dir.path().join("big.toml");
     std::fs::File::create(&big)
         .unwrap()

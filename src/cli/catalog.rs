@@ -34,7 +34,9 @@ fn names(dir: &Path) -> Vec<PathBuf> {
 /// The scenario a user named.
 pub fn find(arg: &str) -> Result<PathBuf, CliError> {
     let path = Path::new(arg);
-    if path.is_file() {
+    // Anything there but a folder (a FIFO, a device...) is the user's file: reading it
+    // refuses it with the reason, instead of pretending it does not exist.
+    if path.metadata().is_ok_and(|m| !m.is_dir()) {
         return Ok(path.to_path_buf());
     }
     let Some(dir) = dir() else {
