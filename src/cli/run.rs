@@ -45,8 +45,11 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> 
     if json {
         println!("{}", report.json());
     } else {
-        anstream::print!("
-{}", for_terminal(report).styled());
+        anstream::print!(
+            "
+{}",
+            for_terminal(report).styled()
+        );
         anstream::println!("pcaps: {}", out.display());
     }
     Ok(if passed { 0 } else { 1 })
