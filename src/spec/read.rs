@@ -18,6 +18,13 @@ pub fn read_text(path: &Path) -> Result<String, SpecError> {
         path: path.to_path_buf(),
         source,
     };
+    // Devices are not even opened: opening some has effects (a tape rewinds, a modem hangs up).
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(SpecError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // The path may change between that look and the open, so the opened file is checked again.
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It has no
     // effect on a regular file, the only kind read below.
     let file: File = OpenOptions::new()
