@@ -29,10 +29,13 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    /// A device, FIFO, socket or folder: never read, so that none can block or flood tcplab.
     #[error("cannot read {}: not a regular file (give the path of a .toml file)", path.display())]
     NotAFile { path: PathBuf },
+    /// Over [`MAX_FILE_SIZE`].
     #[error("cannot read {}: larger than {} MiB, too large for a topology or scenario", path.display(), limit / (1024 * 1024))]
     TooLarge { path: PathBuf, limit: u64 },
+    /// Bytes that are not UTF-8, from `offset` on.
     #[error("cannot read {}: not UTF-8 text (byte {offset})", path.display())]
     NotText { path: PathBuf, offset: usize },
     #[error("{file}:{line}:{column}: {message}")]
