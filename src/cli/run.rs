@@ -125,6 +125,7 @@ fn for_terminal(mut report: Report) -> Report {
     }
     for c in &mut report.captures {
         c.lines.iter_mut().for_each(esc);
+        c.pcap.iter_mut().for_each(esc);
     }
     for p in &mut report.programs {
         esc(&mut p.name);
