@@ -996,3 +996,186 @@ fn every_catalog_value_replaced_by_every_hostile_value() {
     }
     assert!(loads > 5_000, "{loads} loads");
 }
+
+const CLIENT: [u8; 4] = [10, 0, 0, 208];
+const SERVER: [u8; 4] = [10, 0, 0, 58];
+
+/// A frame of a conversation between the article's client and server on port 1234: TCP with
+/// any flags, window and payload, ICMP errors quoting the flow, ARP; either direction.
+fn lab_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        0u8..4,
+        any::<bool>(),
+        prop_oneof![Just(40_000u16), Just(40_001)],
+        0u32..4,
+        any::<u8>(),
+        prop_oneof![Just(0u16), Just(64_240)],
+        proptest::collection::vec(any::<u8>(), 0..24),
+        0u8..16,
+    )
+        .prop_map(
+            |(which, to_server, client_port, seq, flags, window, payload, code)| {
+                let (src, dst, sport, dport) = if to_server {
+                    (CLIENT, SERVER, client_port, 1234)
+                } else {
+                    (SERVER, CLIENT, 1234, client_port)
+                };
+                let mut out = Vec::new();
+                let base = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
+                let _ = match which {
+                    0 | 1 => {
+                        let mut tcp = base.tcp(sport, dport, seq * 1000, window);
+                        if flags & 1 != 0 {
+                            tcp = tcp.syn();
+                        }
+                        if flags & 2 != 0 {
+                            tcp = tcp.ack(seq * 7);
+                        }
+                        if flags & 4 != 0 {
+                            tcp = tcp.rst();
+                        }
+                        if flags & 8 != 0 {
+                            tcp = tcp.fin();
+                        }
+                        if flags & 16 != 0 {
+                            tcp = tcp.psh();
+                        }
+                        tcp.write(&mut out, &payload)
+                    }
+                    2 => {
+                        // An ICMP error quoting the client's SYN, as a firewall sends it.
+                        let mut quoted = Vec::new();
+                        let _ = PacketBuilder::ipv4(CLIENT, SERVER, 64)
+                            .tcp(client_port, 1234, 0, 64_240)
+                            .syn()
+                            .write(&mut quoted, &[]);
+                        quoted.truncate(28);
+                        base.icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                            etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0)
+                                .unwrap_or(etherparse::icmpv4::DestUnreachableHeader::Host),
+                        ))
+                        .write(&mut out, &quoted)
+                    }
+                    _ => {
+                        let op = if to_server {
+                            etherparse::ArpOperation::REQUEST
+                        } else {
+                            etherparse::ArpOperation::REPLY
+                        };
+                        let arp = etherparse::ArpPacket::new(
+                            etherparse::ArpHardwareId::ETHERNET,
+                            etherparse::EtherType::IPV4,
+                            op,
+                            &[2; 6],
+                            &src,
+                            &[0; 6],
+                            &dst,
+                        )
+                        .expect("valid ARP sizes");
+                        PacketBuilder::ethernet2([2; 6], [0xff; 6])
+                            .arp(arp)
+                            .write(&mut out)
+                    }
+                };
+                out
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// Every expectation read from a capture gives a verdict, whatever the capture holds.
+    #[test]
+    fn expectations_judge_any_conversation(
+        frames in proptest::collection::vec(prop_oneof![4 => lab_frame(), 1 => mangled_frame()], 0..16),
+        linear in proptest::option::of(0u32..300),
+        retries in 0u32..300,
+        app_timeout in proptest::option::of(1u64..86_400_000),
+        absolute in 0u64..3_600_000,
+        relative in 0.0f64..=10.0,
+        icmp in (any::<u8>(), any::<u8>()),
+    ) {
+        use std::net::SocketAddrV4;
+        use tcplab::expect::{Evidence, Expectation, SynSchedule, Tolerance, evaluate};
+        use tcplab::trace::Side;
+        let trace = trace_of(frames);
+        let host = "fuzz".to_string();
+        let server = SocketAddrV4::new(SERVER.into(), 1234);
+        let expectations = vec![
+            Expectation::SynSchedule {
+                host: host.clone(),
+                server,
+                schedule: SynSchedule {
+                    linear_timeouts: linear,
+                    syn_retries: retries,
+                    app_timeout: app_timeout.map(Duration::from_millis),
+                },
+                tolerance: Tolerance {
+                    absolute: Duration::from_millis(absolute),
+                    relative,
+                },
+                program: None,
+            },
+            Expectation::NoFlow { host: host.clone(), server },
+            Expectation::NoIpPackets { host: host.clone() },
+            Expectation::Handshake { host: host.clone(), server },
+            Expectation::ResetBy { host: host.clone(), server, by: Side::Server },
+            Expectation::ResetBy { host: host.clone(), server, by: Side::Client },
+            Expectation::NoAnswer { host: host.clone(), server },
+            Expectation::IcmpError { host: host.clone(), server, icmp_type: icmp.0, code: icmp.1 },
+            Expectation::Payload { text: "a".into(), server, hosts: vec![host.clone()] },
+            Expectation::Answer { text: "".into(), server, hosts: vec![host.clone(), "other".into()] },
+            Expectation::ZeroWindow { host: host.clone(), server },
+            Expectation::UnansweredArp { host: host.clone(), target: SERVER.into() },
+        ];
+        let traces = [trace];
+        let verdict = evaluate(&expectations, &Evidence { traces: &traces, outcomes: &[], origin: Duration::ZERO });
+        // One check per expectation, after those of the captures themselves (drops).
+        for e in &expectations {
+            let name = e.to_string();
+            prop_assert!(verdict.checks.iter().any(|c| c.expectation == name), "{} has no check", name);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    /// The apps' arguments in a scenario are judged without panicking, and a command judged
+    /// valid has a connect timeout a `Duration` holds (the live view draws it).
+    #[test]
+    fn app_commands_are_judged_without_panicking(
+        app in pick(&["tcp-client", "tcp-server", "tcp-eager-producer", "tcp-hesitant-consumer"]),
+        args in proptest::collection::vec(
+            prop_oneof![
+                pick(&[
+                    "10.0.0.58", "1234", "-t", "-r", "-c", "-d", "-w", "-n", "-a", "-p",
+                    "--pause-sec", "--connect-timeout-sec=2", "3.5", "0", "-5", "NaN", "inf",
+                    "1e20", "86400", "86401", "2..1", "1..2", "--", "-",
+                ]),
+                any::<String>().prop_map(toml::Value::String),
+            ],
+            0..8,
+        ),
+    ) {
+        let argv: Vec<String> = std::iter::once(app)
+            .chain(args)
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect();
+        if let Err((Some(at), why)) = tcplab::apps::args::check_command(&argv) {
+            prop_assert!(at >= 1 && at < argv.len(), "{} for {:?}", at, argv);
+            prop_assert!(!why.contains('\n'), "{}", why);
+        }
+        if tcplab::apps::args::check_command(&argv).is_ok()
+            && matches!(argv[0].as_str(), "tcp-client" | "tcp-eager-producer")
+            && !argv.iter().any(|a| a.starts_with("--h") || a.starts_with("--v") || a == "-h" || a == "-V")
+        {
+            let t = tcplab::apps::args::connect_timeout(&argv);
+            prop_assert!(
+                t.is_some_and(|t| t > Duration::ZERO && t.as_secs_f64() <= tcplab::spec::bounds::MAX_SECONDS),
+                "{:?} for {:?}", t, argv
+            );
+        }
+    }
+}
