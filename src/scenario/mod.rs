@@ -231,12 +231,12 @@ fn check(
     }
     let mut sysctls = Vec::new();
     for (h, keys) in &raw.sysctls {
-        host(at("sysctls"), h)?;
+        host(at("sysctls").name(h), h)?;
         for (key, value) in keys {
             let value = value.as_string();
             check_sysctl_key(key)
                 .and_then(|()| check_sysctl_value(&value))
-                .map_err(|m| invalid(at("sysctls"), m))?;
+                .map_err(|m| invalid(at("sysctls").name(h).name(key), m))?;
             sysctls.push((h.clone(), key.clone(), value));
         }
     }

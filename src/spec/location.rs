@@ -26,13 +26,18 @@ pub fn offset_of(text: &str, path: &FieldPath) -> Option<usize> {
     let mut value: Option<&DeValue> = None;
     for seg in &path.0 {
         match seg {
-            Segment::Key(key) => {
+            Segment::Key(_) | Segment::Name(_) => {
+                let key = match seg {
+                    Segment::Key(k) => *k,
+                    Segment::Name(n) => n.as_str(),
+                    Segment::Index(_) => unreachable!("matched above"),
+                };
                 let t = match (table, value) {
                     (Some(t), _) => t,
                     (None, Some(DeValue::Table(t))) => t,
                     _ => break,
                 };
-                let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
+                let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
                     break;
                 };
                 best = Some(k.span().start);

@@ -20,6 +20,8 @@ pub struct FieldPath(pub Vec<Segment>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Key(&'static str),
+    /// A key the file chose, e.g. a host's name in `[sysctls.server]`.
+    Name(String),
     Index(usize),
 }
 
@@ -27,6 +29,13 @@ impl FieldPath {
     pub fn key(&self, key: &'static str) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Key(key));
+        p
+    }
+
+    /// The path to a key the file chose.
+    pub fn name(&self, name: &str) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Segment::Name(name.to_string()));
         p
     }
 
@@ -47,6 +56,14 @@ impl fmt::Display for FieldPath {
             match seg {
                 Segment::Key(k) if i == 0 => write!(f, "{k}")?,
                 Segment::Key(k) => write!(f, ".{k}")?,
+                // Quoted as TOML quotes a key with dots or other characters in it.
+                Segment::Name(n)
+                    if n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    write!(f, ".{n}")?
+                }
+                Segment::Name(n) => write!(f, ".{n:?}")?,
                 Segment::Index(n) => write!(f, "[{n}]")?,
             }
         }
