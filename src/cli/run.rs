@@ -45,12 +45,8 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> 
     if json {
         println!("{}", report.json());
     } else {
-        anstream::print!(
-            "
-{}",
-            for_terminal(report).styled()
-        );
-        anstream::println!("pcaps: {}", out.display());
+        anstream::print!("\n{}", for_terminal(report).styled());
+        anstream::println!("pcaps: {}", escape::line(&out.display().to_string()));
     }
     Ok(if passed { 0 } else { 1 })
 }
