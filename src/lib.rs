@@ -6,6 +6,7 @@ pub mod capture;
 pub mod cli;
 pub mod contain;
 pub mod error_class;
+pub mod escape;
 pub mod expect;
 pub mod firewall;
 pub mod lab;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::CliError;
+use crate::escape;
 use crate::scenario::Scenario;
 
 /// The catalog's folder: $TCPLAB_CATALOG, ./fixtures/scenarios, or the source tree's.
@@ -33,7 +34,9 @@ fn names(dir: &Path) -> Vec<PathBuf> {
 /// The scenario a user named.
 pub fn find(arg: &str) -> Result<PathBuf, CliError> {
     let path = Path::new(arg);
-    if path.is_file() {
+    // Anything there but a folder (a FIFO, a device...) is the user's file: reading it
+    // refuses it with the reason, instead of pretending it does not exist.
+    if path.metadata().is_ok_and(|m| !m.is_dir()) {
         return Ok(path.to_path_buf());
     }
     let Some(dir) = dir() else {
@@ -60,10 +63,19 @@ pub fn list() -> Result<u8, CliError> {
         CliError::setup("the scenario catalog was not found (set TCPLAB_CATALOG to its folder)")
     })?;
     let bold = anstyle::Style::new().bold();
+    // A bad file is one line among the others: the rest of the catalog still shows.
     for file in names(&dir) {
         match Scenario::from_file(&file) {
-            Ok(s) => anstream::println!("{bold}{:<28}{bold:#} {}", s.name, s.description),
-            Err(e) => anstream::println!("{:<28} (invalid: {e})", file.display()),
+            Ok(s) => anstream::println!(
+                "{bold}{:<28}{bold:#} {}",
+                escape::line(&s.name),
+                escape::line(&s.description)
+            ),
+            Err(e) => anstream::println!(
+                "{:<28} (invalid: {})",
+                escape::line(&file.display().to_string()),
+                escape::line(&e.to_string())
+            ),
         }
     }
     Ok(0)

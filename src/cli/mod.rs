@@ -123,7 +123,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            anstream::eprintln!("error: {}", e.message);
+            anstream::eprintln!("error: {}", crate::escape::line(&e.message));
             ExitCode::from(e.code)
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, catalog};
+use crate::escape;
 use crate::report::Report;
 use crate::scenario::{Event, RunOptions, Scenario};
 
@@ -40,13 +41,14 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> 
         .map_err(|_| CliError::setup("the scenario's run panicked (a tcplab bug)"))?
         .map_err(|e| CliError::setup(e.to_string()))?;
     let report = Report::new(&scenario, &run);
+    let passed = report.passed;
     if json {
         println!("{}", report.json());
     } else {
-        anstream::print!("\n{}", report.styled());
-        anstream::println!("pcaps: {}", out.display());
+        anstream::print!("\n{}", for_terminal(report).styled());
+        anstream::println!("pcaps: {}", escape::line(&out.display().to_string()));
     }
-    Ok(if report.passed { 0 } else { 1 })
+    Ok(if passed { 0 } else { 1 })
 }
 
 /// Steps and packets as they happen, with a bar toward the current step's timeout. Ends when
@@ -55,6 +57,8 @@ fn live_view(scenario: &Scenario, rx: mpsc::Receiver<Event>) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     // Without a terminal there is no bar; the lines still go out, as plain output.
     let say = |line: String| {
+        // Steps quote the file (commands, lines waited for): no raw control characters.
+        let line = escape::line(&line);
         if bar.is_hidden() {
             anstream::println!("{line}");
         } else {
@@ -103,4 +107,28 @@ fn live_view(scenario: &Scenario, rx: mpsc::Receiver<Event>) {
         bar.set_position(done.as_millis() as u64);
     }
     bar.finish_and_clear();
+}
+
+/// The report with every text that comes from the scenario file or a program escaped, so that
+/// none can send control sequences to the terminal (the JSON report keeps them as they were).
+fn for_terminal(mut report: Report) -> Report {
+    let esc = |s: &mut String| *s = escape::text(s).into_owned();
+    esc(&mut report.scenario);
+    esc(&mut report.description);
+    for c in &mut report.expectations {
+        esc(&mut c.expectation);
+        esc(&mut c.detail);
+    }
+    for c in &mut report.captures {
+        c.lines.iter_mut().for_each(esc);
+        c.pcap.iter_mut().for_each(esc);
+    }
+    for p in &mut report.programs {
+        esc(&mut p.name);
+        esc(&mut p.command);
+        for l in &mut p.output {
+            esc(&mut l.text);
+        }
+    }
+    report
 }

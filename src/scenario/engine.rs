@@ -226,11 +226,7 @@ fn connect_timeout(step: &Step) -> Option<Duration> {
     let (Step::Start { command, .. } | Step::Run { command, .. }) = step else {
         return None;
     };
-    let at = command
-        .iter()
-        .position(|a| a == "-t" || a == "--connect-timeout-sec")?;
-    let secs: f64 = command.get(at + 1)?.parse().ok()?;
-    Some(Duration::from_secs_f64(secs))
+    crate::apps::args::connect_timeout(command)
 }
 
 /// Shows SYNs, FINs, RSTs, ICMP and ARP as they are captured, marking repeated SYNs.
@@ -356,7 +352,10 @@ impl Runner<'_> {
                     .push((name.clone().unwrap_or_else(|| "ping".into()), outcome));
             }
             Step::WaitFor { name, line } => {
-                let p = &self.running[name];
+                let p = self
+                    .running
+                    .get(name)
+                    .ok_or(format!("{name} is not running"))?;
                 p.wait_for_line(line, self.left()?)
                     .map_err(|e| e.to_string())?;
             }

@@ -4,13 +4,14 @@
 mod engine;
 mod model;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error_class::ErrorClass;
 use crate::expect::{Expectation, Tolerance};
+use crate::spec::bounds;
 use crate::spec::location::{line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
@@ -40,10 +41,7 @@ impl Scenario {
     /// Reads, parses and checks a scenario file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Scenario, SpecError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::spec::read_text(path)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -115,12 +113,12 @@ impl Scenario {
             path: None,
             topology,
             resolved,
-            sysctls: checked.0,
-            time_limit: Duration::from_secs_f64(raw.time_limit),
+            sysctls: checked.sysctls,
+            time_limit: checked.time_limit,
             capture_bridge_ports: raw.capture_bridge_ports,
             steps: raw.steps,
-            expectations: checked.1,
-            syn_senders: checked.2,
+            expectations: checked.expectations,
+            syn_senders: checked.syn_senders,
         })
     }
 }
@@ -146,11 +144,59 @@ fn local_path(
     Some(FieldPath(segs))
 }
 
-type Checked = (
-    Vec<(String, String, String)>,
-    Vec<Expectation>,
-    Vec<(usize, String)>,
-);
+/// What `check` found valid, converted to what the run uses.
+struct Checked {
+    time_limit: Duration,
+    sysctls: Vec<(String, String, String)>,
+    expectations: Vec<Expectation>,
+    syn_senders: Vec<(usize, String)>,
+}
+
+/// Where a program stands after the steps so far, to refuse steps that cannot work in order.
+enum State {
+    /// Started and not yet waited on, stopped or killed.
+    Running,
+    /// Ended by the step with this index, doing this.
+    Ended(usize, &'static str),
+    /// Run to its end by its own step (`run`, `ping`): nothing can wait on it later.
+    RanToEnd(usize),
+}
+
+/// A sysctl key as the kernel names it under /proc/sys/net: dotted (or slashed) parts of
+/// letters, digits, `_` and `-`, never `..`.
+fn check_sysctl_key(key: &str) -> Result<(), String> {
+    if !key.starts_with("net.") {
+        return Err(format!(
+            "`{key}` is not per namespace: only net.* sysctls can be set in a lab"
+        ));
+    }
+    let valid = key.split(['.', '/']).all(|part| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    if !valid {
+        return Err(format!(
+            "`{key}` is not a sysctl name: use dotted parts of letters, digits, `_` and `-`, e.g. net.ipv4.tcp_syn_retries"
+        ));
+    }
+    Ok(())
+}
+
+fn check_sysctl_value(value: &str) -> Result<(), String> {
+    if value.len() > bounds::MAX_SYSCTL_VALUE {
+        return Err(format!(
+            "a sysctl value of {} bytes is too long: at most {}",
+            value.len(),
+            bounds::MAX_SYSCTL_VALUE
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("a sysctl value holds no control characters (tabs, newlines...)".into());
+    }
+    Ok(())
+}
 
 fn check(
     raw: &ScenarioFile,
@@ -170,28 +216,33 @@ fn check(
             ))
         }
     };
-    if !(raw.time_limit > 0.0 && raw.time_limit.is_finite()) {
-        return Err(invalid(
-            at("time_limit"),
-            "give the time limit in seconds, more than 0",
-        ));
+    let time_limit =
+        bounds::positive_seconds(raw.time_limit).map_err(|m| invalid(at("time_limit"), m))?;
+    for (key, len, what) in [
+        ("step", raw.steps.len(), "steps"),
+        ("expect", raw.expectations.len(), "expectations"),
+        (
+            "sysctls",
+            raw.sysctls.values().map(|k| k.len()).sum(),
+            "sysctls",
+        ),
+    ] {
+        bounds::count(len, bounds::MAX_ENTRIES, what).map_err(|m| invalid(at(key), m))?;
     }
     let mut sysctls = Vec::new();
     for (h, keys) in &raw.sysctls {
-        host(at("sysctls"), h)?;
+        host(at("sysctls").name(h), h)?;
         for (key, value) in keys {
-            if !key.starts_with("net.") {
-                return Err(invalid(
-                    at("sysctls"),
-                    format!("`{key}` is not per namespace: only net.* sysctls can be set in a lab"),
-                ));
-            }
-            sysctls.push((h.clone(), key.clone(), value.as_string()));
+            let value = value.as_string();
+            check_sysctl_key(key)
+                .and_then(|()| check_sysctl_value(&value))
+                .map_err(|m| invalid(at("sysctls").name(h).name(key), m))?;
+            sysctls.push((h.clone(), key.clone(), value));
         }
     }
 
-    // Names of programs as the steps define them, in order.
-    let mut started: HashSet<String> = HashSet::new();
+    // Names of programs as the steps define them, in order, and where each one stands.
+    let mut states: HashMap<String, State> = HashMap::new();
     let mut programs: HashSet<String> = HashSet::new();
     // Programs each host starts or runs, in order: the default connecting program of a
     // SYN schedule.
@@ -213,15 +264,19 @@ fn check(
                 ))
             }
         };
-        let needs = |n: &str, started: &HashSet<String>| {
-            if started.contains(n) {
-                Ok(())
-            } else {
-                Err(invalid(
-                    path.key("name"),
-                    format!("no program named `{n}` was started before this step"),
-                ))
-            }
+        // The step acts on a program that is running now.
+        let needs_running = |n: &str, states: &HashMap<String, State>, doing: &str| {
+            let message = match states.get(n) {
+                Some(State::Running) => return Ok(()),
+                Some(State::Ended(at, how)) => {
+                    format!("cannot {doing} `{n}`: it already ended at step[{at}] ({how})")
+                }
+                Some(State::RanToEnd(at)) => format!(
+                    "cannot {doing} `{n}`: step[{at}] ran it to its end; use `action = \"start\"` to keep it running"
+                ),
+                None => format!("no program named `{n}` was started before this step"),
+            };
+            Err(invalid(path.key("name"), message))
         };
         match step {
             Step::Start {
@@ -243,17 +298,40 @@ fn check(
                         "give the program and its arguments, e.g. [\"tcp-server\", \"0.0.0.0\", \"1234\"]",
                     ));
                 }
+                if command[0].is_empty() || command[0].contains('\0') {
+                    return Err(invalid(
+                        path.key("command").index(0),
+                        "name the program to run, e.g. \"tcp-server\"",
+                    ));
+                }
+                // tcplab's own apps would refuse these arguments only once the lab is up.
+                crate::apps::args::check_command(command).map_err(|(arg, why)| {
+                    let at = match arg {
+                        Some(a) => path.key("command").index(a),
+                        None => path.key("command"),
+                    };
+                    invalid(at, format!("{}: {why}", command[0]))
+                })?;
+                if let Step::Run {
+                    timeout: Some(t), ..
+                } = step
+                {
+                    bounds::positive_seconds(*t).map_err(|m| invalid(path.key("timeout"), m))?;
+                }
                 new_name(name, &mut programs)?;
                 programs_on.push((h.clone(), name.clone()));
-                if matches!(step, Step::Start { .. }) {
-                    started.insert(name.clone());
-                }
+                let state = if matches!(step, Step::Start { .. }) {
+                    State::Running
+                } else {
+                    State::RanToEnd(i)
+                };
+                states.insert(name.clone(), state);
             }
             Step::Ping {
                 host: h,
                 target,
                 name,
-                ..
+                count,
             } => {
                 host(path.key("host"), h)?;
                 if !hosts.contains(&target.as_str()) && target.parse::<Ipv4Addr>().is_err() {
@@ -262,13 +340,30 @@ fn check(
                         format!("`{target}` is neither a host nor an address"),
                     ));
                 }
-                new_name(name.as_deref().unwrap_or("ping"), &mut programs)?;
+                if !(1..=i64::from(bounds::MAX_PING_COUNT)).contains(count) {
+                    return Err(invalid(
+                        path.key("count"),
+                        format!(
+                            "ping sends 1 to {} echo requests, not {count}",
+                            bounds::MAX_PING_COUNT
+                        ),
+                    ));
+                }
+                let name = name.as_deref().unwrap_or("ping");
+                new_name(name, &mut programs)?;
+                states.insert(name.to_string(), State::RanToEnd(i));
             }
-            Step::WaitFor { name, .. }
-            | Step::Wait { name }
-            | Step::Stop { name }
-            | Step::Kill { name } => {
-                needs(name, &started)?;
+            Step::WaitFor { name, .. } => {
+                needs_running(name, &states, "wait for a line of")?;
+            }
+            Step::Wait { name } | Step::Stop { name } | Step::Kill { name } => {
+                let (doing, how) = match step {
+                    Step::Wait { .. } => ("wait for", "waited for"),
+                    Step::Stop { .. } => ("stop", "stopped"),
+                    _ => ("kill", "killed"),
+                };
+                needs_running(name, &states, doing)?;
+                states.insert(name.clone(), State::Ended(i, how));
             }
             Step::Firewall { rules } => {
                 // The rules must hold in the topology as it stands.
@@ -278,7 +373,11 @@ fn check(
                     invalid(path.key("rules"), format!("{}: {}", e.path, e.message))
                 })?;
             }
-            Step::SecurityGroup { group, .. } => {
+            Step::SecurityGroup {
+                group,
+                ingress,
+                egress,
+            } => {
                 let exists = groups.contains(&group.as_str())
                     || topo.hosts.iter().any(|h| h.security_groups.contains(group));
                 if !exists {
@@ -287,6 +386,23 @@ fn check(
                         format!("no security group named `{group}`"),
                     ));
                 }
+                // The new rules must hold as the run will apply them.
+                let mut t = topology_for_check.clone();
+                if let Some(g) = t.security_groups.iter_mut().find(|g| &g.name == group) {
+                    if let Some(rules) = ingress {
+                        g.ingress = rules.clone();
+                    }
+                    if let Some(rules) = egress {
+                        g.egress = Some(rules.clone());
+                    }
+                }
+                t.resolve().map_err(|e| {
+                    let key = match e.path.0.get(2) {
+                        Some(Segment::Key("egress")) => "egress",
+                        _ => "ingress",
+                    };
+                    invalid(path.key(key), format!("{}: {}", e.path, e.message))
+                })?;
             }
         }
     }
@@ -298,9 +414,15 @@ fn check(
                 format!("`{text}` should be HOST:PORT, e.g. \"server:1234\""),
             )
         })?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| invalid(path.clone(), format!("`{port}` is not a port")))?;
+        let port: u16 = match port.parse() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(invalid(
+                    path.clone(),
+                    format!("`{port}` is not a port (1-65535)"),
+                ));
+            }
+        };
         let ip = match topo.hosts.iter().find(|x| x.name == h) {
             Some(x) => x.address,
             None => h.parse().map_err(|_| {
@@ -321,6 +443,14 @@ fn check(
                 format!("no step runs a program named `{name}`"),
             ))
         }
+    };
+    let byte = |path: FieldPath, value: i64, what: &str| {
+        u8::try_from(value).map_err(|_| {
+            invalid(
+                path,
+                format!("{value} is not {what}: give a number from 0 to 255"),
+            )
+        })
     };
     let mut expectations = Vec::new();
     let mut senders = Vec::new();
@@ -352,7 +482,7 @@ fn check(
             },
             ExpectSpec::Exit { program: p, code } => Expectation::Exit {
                 program: program(path.key("program"), p)?,
-                code: *code,
+                code: byte(path.key("code"), *code, "an exit code")?.into(),
             },
             ExpectSpec::Output { program: p, line } => Expectation::Output {
                 program: program(path.key("program"), p)?,
@@ -369,6 +499,32 @@ fn check(
                 // The schedule's sysctls are read from the sender when the scenario runs.
                 let sender = sender.as_deref().unwrap_or(h);
                 host(path.key("sender"), sender)?;
+                let app_timeout = app_timeout
+                    .map(bounds::positive_seconds)
+                    .transpose()
+                    .map_err(|m| invalid(path.key("app_timeout"), m))?;
+                let tolerance = match tolerance {
+                    None => Tolerance::default(),
+                    Some(t) => {
+                        let tpath = path.key("tolerance");
+                        let absolute = bounds::fraction_or_seconds(
+                            t.absolute,
+                            bounds::MAX_TOLERANCE_ABSOLUTE,
+                            "an absolute tolerance in seconds",
+                        )
+                        .map_err(|m| invalid(tpath.key("absolute"), m))?;
+                        let relative = bounds::fraction_or_seconds(
+                            t.relative,
+                            bounds::MAX_TOLERANCE_RELATIVE,
+                            "a relative tolerance",
+                        )
+                        .map_err(|m| invalid(tpath.key("relative"), m))?;
+                        Tolerance {
+                            absolute: Duration::from_secs_f64(absolute),
+                            relative,
+                        }
+                    }
+                };
                 senders.push((i, sender.to_string()));
                 let connecting = match connecting {
                     Some(p) => Some(program(path.key("program"), p)?),
@@ -401,14 +557,9 @@ fn check(
                     schedule: crate::expect::SynSchedule {
                         linear_timeouts: None,
                         syn_retries: 0,
-                        app_timeout: app_timeout.map(Duration::from_secs_f64),
+                        app_timeout,
                     },
-                    tolerance: tolerance
-                        .as_ref()
-                        .map_or_else(Tolerance::default, |t| Tolerance {
-                            absolute: Duration::from_secs_f64(t.absolute),
-                            relative: t.relative,
-                        }),
+                    tolerance,
                 }
             }
             ExpectSpec::NoFlow { host: h, server: s } => Expectation::NoFlow {
@@ -441,8 +592,8 @@ fn check(
             } => Expectation::IcmpError {
                 host: host_of(h)?,
                 server: srv(s)?,
-                icmp_type: *icmp_type,
-                code: *code,
+                icmp_type: byte(path.key("type"), *icmp_type, "an ICMP type")?,
+                code: byte(path.key("code"), *code, "an ICMP code")?,
             },
             ExpectSpec::Payload {
                 text,
@@ -473,7 +624,12 @@ fn check(
             },
         });
     }
-    Ok((sysctls, expectations, senders))
+    Ok(Checked {
+        time_limit,
+        sysctls,
+        expectations,
+        syn_senders: senders,
+    })
 }
 
 #[cfg(test)]

@@ -92,8 +92,10 @@ pub enum Step {
         target: String,
         #[serde(default)]
         name: Option<String>,
+        /// Echo requests to send, 1 to `MAX_PING_COUNT` (read wide so that a bad count is
+        /// refused with its place, not where serde gave up).
         #[serde(default = "one")]
-        count: u32,
+        count: i64,
     },
     /// Stops a started program as Ctrl+C would (SIGINT) and waits for it to end.
     Stop { name: String },
@@ -112,7 +114,7 @@ pub enum Step {
     Firewall { rules: Vec<FirewallRule> },
 }
 
-fn one() -> u32 {
+fn one() -> i64 {
     1
 }
 
@@ -135,7 +137,8 @@ pub enum ExpectSpec {
     },
     Exit {
         program: String,
-        code: i32,
+        /// 0 to 255, read wide as `count` is.
+        code: i64,
     },
     Output {
         program: String,
@@ -180,9 +183,11 @@ pub enum ExpectSpec {
     Icmp {
         host: String,
         server: String,
+        /// 0 to 255, read wide as `count` is.
         #[serde(rename = "type")]
-        icmp_type: u8,
-        code: u8,
+        icmp_type: i64,
+        /// 0 to 255.
+        code: i64,
     },
     Payload {
         text: String,

@@ -101,6 +101,69 @@ fn steps_refer_to_started_programs() {
     );
 }
 
+fn steps(actions: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "{HEAD}[[step]]\naction = \"start\"\nhost = \"server\"\nname = \"s\"\ncommand = [\"sleep\", \"9\"]\n"
+    );
+    for (action, extra) in actions {
+        text.push_str(&format!(
+            "[[step]]\naction = \"{action}\"\nname = \"s\"\n{extra}"
+        ));
+    }
+    text
+}
+
+#[test]
+fn steps_in_a_workable_order_are_accepted() {
+    for actions in [
+        &[("wait-for", "line = \"x\"\n"), ("stop", "")][..],
+        &[
+            ("wait-for", "line = \"x\"\n"),
+            ("wait-for", "line = \"y\"\n"),
+            ("kill", ""),
+        ],
+        &[("wait", "")],
+        &[],
+    ] {
+        let text = steps(actions);
+        if let Err(e) = Scenario::from_toml(&text, "s.toml", Some(fixtures()), "s") {
+            panic!("{actions:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn steps_on_an_ended_program_are_refused_with_their_place() {
+    for (ended, then) in [
+        ("stop", "wait-for"),
+        ("kill", "wait"),
+        ("wait", "stop"),
+        ("stop", "kill"),
+    ] {
+        let extra = |a: &str| {
+            if a == "wait-for" {
+                "line = \"x\"\n"
+            } else {
+                ""
+            }
+        };
+        let e = error_of(&steps(&[(ended, extra(ended)), (then, extra(then))]));
+        // The third step's `name`, on line 3 + 5 + 3 + 2.
+        assert!(e.starts_with("s.toml:13:8: step[2].name: cannot "), "{e}");
+        assert!(e.contains("it already ended at step[1]"), "{e}");
+    }
+}
+
+#[test]
+fn a_program_started_twice_by_name_is_refused() {
+    let text = format!(
+        "{}[[step]]\naction = \"start\"\nhost = \"server\"\nname = \"s\"\ncommand = [\"true\"]\n",
+        steps(&[("stop", "")])
+    );
+    let e = error_of(&text);
+    assert!(e.contains("a program named `s` already ran"), "{e}");
+}
+
 #[test]
 fn only_namespaced_sysctls() {
     let e = error_of(&format!("{HEAD}[sysctls.server]\n\"kernel.panic\" = 1\n"));

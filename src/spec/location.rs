@@ -7,7 +7,12 @@ use super::resolve::{FieldPath, Segment};
 
 /// Line and column (1-based) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // An offset inside a character counts from the character's start.
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
@@ -21,13 +26,18 @@ pub fn offset_of(text: &str, path: &FieldPath) -> Option<usize> {
     let mut value: Option<&DeValue> = None;
     for seg in &path.0 {
         match seg {
-            Segment::Key(key) => {
+            Segment::Key(_) | Segment::Name(_) => {
+                let key = match seg {
+                    Segment::Key(k) => *k,
+                    Segment::Name(n) => n.as_str(),
+                    Segment::Index(_) => unreachable!("matched above"),
+                };
                 let t = match (table, value) {
                     (Some(t), _) => t,
                     (None, Some(DeValue::Table(t))) => t,
                     _ => break,
                 };
-                let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
+                let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
                     break;
                 };
                 best = Some(k.span().start);
@@ -56,6 +66,13 @@ pub fn offset_of(text: &str, path: &FieldPath) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_past_the_end_or_inside_a_character_do_not_panic() {
+        assert_eq!(line_col("a\né", 4), (2, 2));
+        assert_eq!(line_col("a\né", 3), (2, 1));
+        assert_eq!(line_col("a\n", 99), (2, 1));
+    }
 
     #[test]
     fn finds_nested_fields() {

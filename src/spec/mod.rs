@@ -1,8 +1,11 @@
 //! The topology model, its TOML form and its validation. Nothing here touches the kernel.
 
+pub mod bounds;
 pub(crate) mod location;
 mod model;
+mod read;
 mod resolve;
+mod subnet;
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +13,12 @@ pub use model::{
     Action, BRIDGE, DEFAULT_SUBNET, FABRIC, FirewallRule, HostChain, HostSpec, PortRange, Protocol,
     SecurityGroup, SgRule, Topology,
 };
+pub use read::{MAX_FILE_SIZE, read_text};
 pub use resolve::{
     Allow, FieldPath, MAX_HOST_NAME, Placement, Resolved, ResolvedFirewall, ResolvedHost, Segment,
     ValidationError, resolve,
 };
+pub use subnet::check_subnet;
 
 /// A topology file that cannot be used: where, and what to change.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,15 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    /// A device, FIFO, socket or folder: never read, so that none can block or flood tcplab.
+    #[error("cannot read {}: not a regular file (give the path of a .toml file)", path.display())]
+    NotAFile { path: PathBuf },
+    /// Over [`MAX_FILE_SIZE`].
+    #[error("cannot read {}: larger than {} MiB, too large for a topology or scenario", path.display(), limit / (1024 * 1024))]
+    TooLarge { path: PathBuf, limit: u64 },
+    /// Bytes that are not UTF-8, from `offset` on.
+    #[error("cannot read {}: not UTF-8 text (byte {offset})", path.display())]
+    NotText { path: PathBuf, offset: usize },
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         file: String,
@@ -37,10 +51,7 @@ impl Topology {
     /// Reads, parses and validates a topology file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<(Topology, Resolved), SpecError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Topology::from_toml(&text, &path.display().to_string())
     }
 

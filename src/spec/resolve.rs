@@ -7,9 +7,11 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::bounds::{MAX_ENTRIES, MAX_EXPANDED_PEERS, MAX_HOSTS, count};
 use super::model::{
     Action, BRIDGE, FABRIC, FirewallRule, HostChain, PortRange, Protocol, SgRule, Topology,
 };
+use super::subnet::check_subnet;
 
 /// Where a field sits in the topology, e.g. `host[1].address`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,6 +20,8 @@ pub struct FieldPath(pub Vec<Segment>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Key(&'static str),
+    /// A key the file chose, e.g. a host's name in `[sysctls.server]`.
+    Name(String),
     Index(usize),
 }
 
@@ -25,6 +29,13 @@ impl FieldPath {
     pub fn key(&self, key: &'static str) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Key(key));
+        p
+    }
+
+    /// The path to a key the file chose.
+    pub fn name(&self, name: &str) -> FieldPath {
+        let mut p = self.clone();
+        p.0.push(Segment::Name(name.to_string()));
         p
     }
 
@@ -45,6 +56,14 @@ impl fmt::Display for FieldPath {
             match seg {
                 Segment::Key(k) if i == 0 => write!(f, "{k}")?,
                 Segment::Key(k) => write!(f, ".{k}")?,
+                // Quoted as TOML quotes a key with dots or other characters in it.
+                Segment::Name(n)
+                    if n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    write!(f, ".{n}")?
+                }
+                Segment::Name(n) => write!(f, ".{n:?}")?,
                 Segment::Index(n) => write!(f, "[{n}]")?,
             }
         }
@@ -125,15 +144,12 @@ pub const MAX_HOST_NAME: usize = 15;
 
 pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
     let subnet = topo.subnet.trunc();
-    if subnet.prefix_len() > 30 {
-        return Err(invalid(
-            at("subnet"),
-            format!(
-                "/{} leaves no room for hosts: use /30 or wider, e.g. 10.0.0.0/24",
-                subnet.prefix_len()
-            ),
-        ));
-    }
+    check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?;
+    count(topo.hosts.len(), MAX_HOSTS, "hosts").map_err(|m| invalid(at("host"), m))?;
+    count(topo.security_groups.len(), MAX_ENTRIES, "security groups")
+        .map_err(|m| invalid(at("security_group"), m))?;
+    count(topo.firewalls.len(), MAX_ENTRIES, "firewall rules")
+        .map_err(|m| invalid(at("firewall"), m))?;
     if topo.hosts.is_empty() {
         return Err(invalid(
             at("host"),
@@ -199,57 +215,74 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         .zip(&addresses)
         .map(|(h, a)| (h.name.as_str(), *a))
         .collect();
-    let members = |group: &str| -> Vec<Ipv4Net> {
-        topo.hosts
-            .iter()
-            .filter(|h| h.security_groups.iter().any(|g| g == group))
-            .map(|h| Ipv4Net::from(address_of[h.name.as_str()]))
-            .collect()
-    };
-    let allows = |rules: &[SgRule]| -> Vec<Allow> {
-        rules
-            .iter()
-            .map(|r| Allow {
+    // Each group's members, found once: a rule naming a group stands for their addresses.
+    let mut members: HashMap<&str, Vec<Ipv4Net>> = HashMap::new();
+    for (h, addr) in topo.hosts.iter().zip(&addresses) {
+        let mine: HashSet<&str> = h.security_groups.iter().map(String::as_str).collect();
+        for g in mine {
+            members.entry(g).or_default().push(Ipv4Net::from(*addr));
+        }
+    }
+    // Every host gets its groups' rules with groups turned into addresses: a file could make
+    // that product huge (many hosts, many rules naming a big group), so it has a budget.
+    let mut budget = MAX_EXPANDED_PEERS;
+    let mut allows = |rules: &[SgRule]| -> Result<Vec<Allow>, ValidationError> {
+        let mut out = Vec::with_capacity(rules.len());
+        for r in rules {
+            let peers = match (&r.cidr, &r.group) {
+                (Some(c), _) => vec![c.trunc()],
+                (None, Some(g)) => {
+                    let m = members.get(g.as_str()).map_or(&[][..], Vec::as_slice);
+                    if m.len() > budget {
+                        return Err(invalid(
+                            at("security_group"),
+                            format!(
+                                "the security groups' rules stand for more than {MAX_EXPANDED_PEERS} addresses over all hosts: use CIDRs instead of groups, or fewer rules"
+                            ),
+                        ));
+                    }
+                    m.to_vec()
+                }
+                (None, None) => unreachable!("checked in check_groups"),
+            };
+            budget = budget.saturating_sub(peers.len().max(1));
+            out.push(Allow {
                 protocol: r.protocol,
                 ports: r.ports,
-                peers: match (&r.cidr, &r.group) {
-                    (Some(c), _) => vec![c.trunc()],
-                    (None, Some(g)) => members(g),
-                    (None, None) => unreachable!("checked in check_groups"),
-                },
-            })
-            .collect()
+                peers,
+            });
+        }
+        Ok(out)
     };
 
-    let hosts = topo
-        .hosts
-        .iter()
-        .zip(&addresses)
-        .map(|(h, addr)| {
-            let sgs: Vec<_> = h
-                .security_groups
-                .iter()
-                .map(|g| groups[g.as_str()])
-                .collect();
-            let ingress = sgs.iter().flat_map(|g| allows(&g.ingress)).collect();
-            let egress = if sgs.iter().any(|g| g.egress.is_none()) || sgs.is_empty() {
-                None
-            } else {
-                Some(
-                    sgs.iter()
-                        .flat_map(|g| allows(g.egress.as_deref().unwrap_or_default()))
-                        .collect(),
-                )
-            };
-            ResolvedHost {
-                name: h.name.clone(),
-                address: *addr,
-                security_groups: h.security_groups.clone(),
-                ingress,
-                egress,
+    let mut hosts = Vec::with_capacity(topo.hosts.len());
+    for (h, addr) in topo.hosts.iter().zip(&addresses) {
+        let sgs: Vec<_> = h
+            .security_groups
+            .iter()
+            .map(|g| groups[g.as_str()])
+            .collect();
+        let mut ingress = Vec::new();
+        for g in &sgs {
+            ingress.extend(allows(&g.ingress)?);
+        }
+        let egress = if sgs.iter().any(|g| g.egress.is_none()) || sgs.is_empty() {
+            None
+        } else {
+            let mut egress = Vec::new();
+            for g in &sgs {
+                egress.extend(allows(g.egress.as_deref().unwrap_or_default())?);
             }
-        })
-        .collect();
+            Some(egress)
+        };
+        hosts.push(ResolvedHost {
+            name: h.name.clone(),
+            address: *addr,
+            security_groups: h.security_groups.clone(),
+            ingress,
+            egress,
+        });
+    }
 
     let firewalls = topo
         .firewalls
@@ -285,6 +318,8 @@ fn check_groups(
         let path = at("security_group").index(i);
         let lists = [("ingress", Some(&g.ingress)), ("egress", g.egress.as_ref())];
         for (key, rules) in lists {
+            count(rules.map_or(0, Vec::len), MAX_ENTRIES, "rules")
+                .map_err(|m| invalid(path.key(key), m))?;
             for (r, rule) in rules.into_iter().flatten().enumerate() {
                 let path = path.key(key).index(r);
                 match (&rule.cidr, &rule.group) {

@@ -1,6 +1,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
+use crate::spec::bounds;
 
 const ARTICLE: &str = include_str!("../../fixtures/topologies/article.toml");
 
@@ -251,4 +252,44 @@ fn missing_file_is_a_read_error() {
         e.to_string().starts_with("cannot read /nonexistent/t.toml"),
         "{e}"
     );
+}
+
+#[test]
+fn absurd_sizes_are_refused() {
+    let hosts = |n: usize, extra: &str| {
+        let mut text = String::from("subnet = \"10.0.0.0/20\"\n");
+        for i in 0..n {
+            text.push_str(&format!("[[host]]\nname = \"h{i}\"\n{extra}"));
+        }
+        text
+    };
+    assert!(Topology::from_toml(&hosts(bounds::MAX_HOSTS, ""), "t.toml").is_ok());
+    let e = error_of(&hosts(bounds::MAX_HOSTS + 1, ""));
+    assert!(e.contains("1001 hosts is too many: at most 1000"), "{e}");
+    // Every host in a group whose rules each name the group: hosts x rules x hosts peers.
+    let rules = vec!["{ protocol = \"tcp\", ports = 1234, group = \"g\" }"; 100].join(", ");
+    let mut text = hosts(200, "security_groups = [\"g\"]\n");
+    text.push_str(&format!(
+        "[[security_group]]\nname = \"g\"\ningress = [{rules}]\n"
+    ));
+    let e = error_of(&text);
+    assert!(e.contains("more than 200000 addresses"), "{e}");
+}
+
+#[test]
+fn subnets_are_private_and_hold_their_hosts() {
+    let one = |subnet: &str| format!("subnet = \"{subnet}\"\n[[host]]\nname = \"a\"\n");
+    assert!(Topology::from_toml(&one("100.64.0.0/24"), "t.toml").is_ok());
+    assert!(Topology::from_toml(&one("172.16.5.0/24"), "t.toml").is_ok());
+    for (subnet, what) in [
+        ("0.0.0.0/0", "every IPv4 address"),
+        ("127.0.0.0/24", "loopback"),
+        ("169.254.0.0/24", "link-local"),
+        ("239.1.1.0/24", "multicast"),
+        ("1.1.1.0/24", "not a private range"),
+    ] {
+        let e = error_of(&one(subnet));
+        assert!(e.starts_with("t.toml:1:10: subnet: "), "{e}");
+        assert!(e.contains(what), "{subnet}: {e}");
+    }
 }
