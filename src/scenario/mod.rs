@@ -2,6 +2,7 @@
 //! here (no kernel), run by `engine` (the same engine for files, Rust tests and the CLI).
 
 mod engine;
+mod interrupt;
 mod model;
 
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use crate::expect::{Expectation, Tolerance};
 use crate::spec::location::{line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
+pub use interrupt::{Interrupt, signal_name};
 pub use model::{ExpectSpec, ScenarioFile, Step, SysctlValue, ToleranceSpec};
 
 /// A scenario ready to run.
