@@ -177,38 +177,84 @@ impl Capture {
 /// Sees each frame as it is captured.
 pub type Tap = Box<dyn FnMut(&Frame) + Send>;
 
+/// Where a capture's frames go: kept in memory, or streamed to a pcap. With a pcap, the tap
+/// sees a frame only once it is in the file: a packet shown live is on disk even if tcplab is
+/// killed right after.
+struct Sink {
+    frames: Vec<Frame>,
+    stream: Option<PcapStream>,
+    tap: Option<Tap>,
+    /// Frames written but not yet sent to the file, kept for the tap (at most a batch).
+    unshown: Vec<Frame>,
+}
+
+impl Sink {
+    fn keep(&mut self, frame: Frame) -> Result<(), CaptureError> {
+        let Some(stream) = self.stream.as_mut() else {
+            if let Some(tap) = self.tap.as_mut() {
+                tap(&frame);
+            }
+            self.frames.push(frame);
+            return Ok(());
+        };
+        stream.push(&frame)?;
+        let full = stream.pending() >= pcap::FLUSH_AT;
+        if self.tap.is_some() {
+            self.unshown.push(frame);
+        }
+        if full { self.flush() } else { Ok(()) }
+    }
+
+    /// Sends the batch to the file, then shows it to the tap.
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.flush()?;
+        }
+        if let Some(tap) = self.tap.as_mut() {
+            for frame in self.unshown.drain(..) {
+                tap(&frame);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Frame>, CaptureError> {
+        self.flush()?;
+        match self.stream {
+            Some(stream) => stream.finish(),
+            None => Ok(self.frames),
+        }
+    }
+}
+
 fn read_until_stopped(
     fd: OwnedFd,
     stop: OwnedFd,
-    mut tap: Option<Tap>,
-    mut stream: Option<PcapStream>,
+    tap: Option<Tap>,
+    stream: Option<PcapStream>,
     read_error: impl Fn(std::io::Error) -> CaptureError,
 ) -> Result<(Vec<Frame>, u64), CaptureError> {
-    let mut frames = Vec::new();
+    let mut sink = Sink {
+        frames: Vec::new(),
+        stream,
+        tap,
+        unshown: Vec::new(),
+    };
     let mut buf = vec![0u8; SNAP_LEN];
-    // Takes one queued frame, if any: to the tap, then to the file or the frames kept.
-    let mut take =
-        |frames: &mut Vec<Frame>, stream: &mut Option<PcapStream>| -> Result<bool, CaptureError> {
-            match socket::read(fd.as_raw_fd(), &mut buf, false).map_err(&read_error)? {
-                Some((raw, len)) => {
-                    let frame = Frame {
-                        at: raw.since_epoch,
-                        direction: raw.direction,
-                        original_len: raw.original_len,
-                        data: buf[..len].to_vec(),
-                    };
-                    if let Some(tap) = tap.as_mut() {
-                        tap(&frame);
-                    }
-                    match stream {
-                        Some(s) => s.push(&frame)?,
-                        None => frames.push(frame),
-                    }
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
-        };
+    // Takes every frame queued now.
+    let mut drain = |sink: &mut Sink| -> Result<(), CaptureError> {
+        while let Some((raw, len)) =
+            socket::read(fd.as_raw_fd(), &mut buf, false).map_err(&read_error)?
+        {
+            sink.keep(Frame {
+                at: raw.since_epoch,
+                direction: raw.direction,
+                original_len: raw.original_len,
+                data: buf[..len].to_vec(),
+            })?;
+        }
+        Ok(())
+    };
     loop {
         let mut fds = [
             libc::pollfd {
@@ -232,20 +278,15 @@ fn read_until_stopped(
             return Err(read_error(e));
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            while take(&mut frames, &mut stream)? {}
+            drain(&mut sink)?;
             // Each batch reaches the file before the next wait: a kill loses nothing written.
-            if let Some(s) = stream.as_mut() {
-                s.flush()?;
-            }
+            sink.flush()?;
         }
         if fds[1].revents != 0 {
             // Stopped: whatever the kernel queued before now is still ours.
-            while take(&mut frames, &mut stream)? {}
+            drain(&mut sink)?;
             let drops = socket::drops(fd.as_raw_fd()).map_err(&read_error)?;
-            if let Some(s) = stream {
-                frames = s.finish()?;
-            }
-            return Ok((frames, drops));
+            return Ok((sink.finish()?, drops));
         }
     }
 }

@@ -13,7 +13,7 @@ use pcap_file::{DataLink, Endianness, TsResolution};
 use super::{CaptureError, Direction, Frame, SNAP_LEN};
 
 /// Records are sent to the file once this many bytes wait, even within a batch.
-const FLUSH_AT: usize = 1 << 20;
+pub(super) const FLUSH_AT: usize = 1 << 20;
 
 fn header() -> PcapHeader {
     PcapHeader {
@@ -62,7 +62,7 @@ impl PcapStream {
         }
     }
 
-    /// Adds one record; sends the batch to the file if it has grown large.
+    /// Adds one record to the batch.
     pub fn push(&mut self, frame: &Frame) -> Result<(), CaptureError> {
         let data = &frame.data[..frame.data.len().min(SNAP_LEN)];
         let secs = u32::try_from(frame.at.as_secs()).unwrap_or(u32::MAX);
@@ -76,10 +76,12 @@ impl PcapStream {
         }
         self.pending.extend_from_slice(data);
         self.directions.push(frame.direction);
-        if self.pending.len() >= FLUSH_AT {
-            self.flush()?;
-        }
         Ok(())
+    }
+
+    /// Bytes of whole records not yet sent to the file.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Sends every whole record held so far to the file.
@@ -138,6 +140,9 @@ pub fn write(path: &Path, frames: &[Frame]) -> Result<(), CaptureError> {
     let mut stream = PcapStream::new(path.to_path_buf(), File::from(fd))?;
     for frame in frames {
         stream.push(frame)?;
+        if stream.pending() >= FLUSH_AT {
+            stream.flush()?;
+        }
     }
     stream.flush()
 }

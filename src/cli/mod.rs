@@ -3,6 +3,8 @@
 mod catalog;
 mod check;
 mod keep;
+mod pins;
+mod record;
 mod run;
 
 use std::path::PathBuf;
