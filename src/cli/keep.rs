@@ -23,11 +23,21 @@ fn not_up(name: &str) -> CliError {
     CliError::setup(format!("no lab named `{name}` is up (see `tcplab ls`)"))
 }
 
+/// `tcplab up`: builds the topology, records it, then pins its namespaces.
 pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
     check_name(name)?;
     let state = StateDir::open(true)?
         .ok_or_else(|| CliError::setup(format!("cannot create {STATE_DIR}")))?;
-    let _lock = state.lock(name, true)?;
+    let lock = state.lock(name, true)?;
+    let result = up_locked(&state, topology, name);
+    // A refused or failed `up` that left no record leaves no lock file either.
+    if result.is_err() && matches!(state.read(name), Record::None) {
+        state.remove_lock(name, &lock);
+    }
+    result
+}
+
+fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliError> {
     match state.read(name) {
         Record::None => {}
         Record::Valid(_) => {
@@ -108,6 +118,7 @@ pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `tcplab exec`: becomes `command` inside a host of a lab kept up.
 pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> {
     check_name(name)?;
     let state = StateDir::open(false)?.ok_or_else(|| not_up(name))?;
@@ -179,6 +190,7 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
     )))
 }
 
+/// `tcplab ls`: a line per lab, damaged and half-made ones marked.
 pub fn ls() -> Result<u8, CliError> {
     let state = StateDir::open(false)?;
     let netns = NetnsDir::open()?;
@@ -261,6 +273,7 @@ fn unrecorded_fabrics(recorded: &[String]) -> Vec<String> {
     names
 }
 
+/// `tcplab down`: takes one lab, or all recorded ones, down.
 pub fn down(name: Option<&str>, all: bool) -> Result<u8, CliError> {
     let names = if all {
         let names = StateDir::open(false)?

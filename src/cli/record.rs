@@ -47,6 +47,7 @@ pub struct KeptNs {
     pub inode: u64,
 }
 
+/// A host of a lab kept up, and its pinned namespace.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeptHost {
@@ -132,6 +133,7 @@ pub fn is_host_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// Refuses, in one line, a name that is not a lab name.
 pub fn check_name(name: &str) -> Result<(), CliError> {
     if is_lab_name(name) {
         Ok(())

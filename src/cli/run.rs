@@ -55,6 +55,7 @@ impl Output {
     }
 }
 
+/// `tcplab run`: returns the exit code (0 passed, 1 failed, 130/143 interrupted).
 pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8, CliError> {
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;

@@ -21,6 +21,7 @@ struct State {
 }
 
 impl Interrupt {
+    /// A handle for a run not interrupted yet.
     pub fn new() -> Interrupt {
         Interrupt::default()
     }
