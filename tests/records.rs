@@ -352,3 +352,92 @@ fn half_made_labs_are_shown_and_cleared() {
             .success()
     );
 }
+
+/// `tcplab up` killed (SIGKILL) by strace at the first `syscall` that touches `path`: an exact
+/// point in its work, every time.
+fn up_killed_at(name: &str, syscall: &str, path: &str) -> Outcome {
+    let topology = fixture("topologies/article.toml");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-P", path, "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal=KILL"))
+        .arg(env!("CARGO_BIN_EXE_tcplab"))
+        .args(["up", topology.to_str().unwrap(), "--name", name]);
+    let o = Proc::spawn(cmd)
+        .unwrap_or_else(|e| panic!("{e} (install strace: `cargo xtask deps`)"))
+        .wait(WAIT)
+        .unwrap();
+    // strace ends the way its tracee did: by SIGKILL.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9), "killed: {}", o.transcript());
+    o
+}
+
+#[test]
+fn up_killed_while_recording_or_pinning_leaves_nothing_down_cannot_clear() {
+    if !privileged() {
+        return;
+    }
+    state_dir();
+    // Killed as it writes the record (the old way to a 0-byte record), as it renames it into
+    // place, and as it mounts the second host's pin (its file made, the mount not done).
+    let cases = [
+        ("write", format!("{STATE}/{{}}.json.tmp"), false),
+        ("renameat,renameat2", "{}.json".to_string(), false),
+        ("mount", format!("{NETNS}/{{}}-client-1"), true),
+    ];
+    for (i, (syscall, path, half_made)) in cases.into_iter().enumerate() {
+        let name = Name::new(&format!("kill{}", ["w", "r", "m"][i]));
+        up_killed_at(&name.0, syscall, &path.replace("{}", &name.0));
+        if half_made {
+            assert!(
+                record(&name.0).exists(),
+                "{syscall}: on record before any pin"
+            );
+            let unmounted = Path::new(NETNS).join(format!("{}-client-1", name.0));
+            assert_eq!(std::fs::metadata(&unmounted).unwrap().len(), 0);
+            let ls = tcplab(&["ls"]);
+            assert!(
+                ls.stdout()
+                    .any(|l| l.starts_with(&name.0) && l.contains("half-made")),
+                "{syscall}: {}",
+                ls.transcript()
+            );
+            let down = tcplab(&["down", &name.0]);
+            assert_eq!(down.status.code(), Some(0), "{}", down.transcript());
+        } else {
+            // Never a cut record, never a pin: nothing to take down, nothing left.
+            assert!(!record(&name.0).exists(), "{syscall}");
+            assert!(pins_of(&name.0).is_empty(), "{syscall}");
+            let down = tcplab(&["down", &name.0]);
+            assert_eq!(down.status.code(), Some(2), "{}", down.transcript());
+            assert!(one_error_line(&down).contains("no lab named"));
+        }
+        assert!(
+            pins_of(&name.0).is_empty(),
+            "{syscall}: {:?}",
+            pins_of(&name.0)
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(STATE)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{}.", name.0))
+            })
+            .map(|e| e.file_name())
+            .collect();
+        assert!(leftovers.is_empty(), "{syscall}: {leftovers:?}");
+        let again = up(&name.0);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{syscall}: {}",
+            again.transcript()
+        );
+        assert_eq!(tcplab(&["down", &name.0]).status.code(), Some(0));
+        assert!(pins_of(&name.0).is_empty(), "{syscall}");
+    }
+}

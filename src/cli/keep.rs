@@ -321,6 +321,8 @@ fn down_one(name: &str) -> Result<(), CliError> {
         (Record::Damaged(_) | Record::None, Some(netns)) => clear_by_shape(netns, name),
     };
     if matches!(record, Record::None) && cleared.removed.is_empty() {
+        // A record a killed `up` never finished writing (`NAME.json.tmp`) goes too.
+        let _ = state.remove(name);
         state.remove_lock(name, &lock);
         return Err(match cleared.left.is_empty() {
             true => not_up(name),
