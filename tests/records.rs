@@ -441,3 +441,47 @@ fn up_killed_while_recording_or_pinning_leaves_nothing_down_cannot_clear() {
         assert!(pins_of(&name.0).is_empty(), "{syscall}");
     }
 }
+
+#[test]
+fn a_pin_of_the_machines_own_namespace_is_never_entered_even_with_its_inode_on_record() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let name = Name::new("own");
+    assert_eq!(up(&name.0).status.code(), Some(0));
+    let pin = Path::new(NETNS).join(format!("{}-server", name.0));
+    nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    // The server's pin now holds the machine's own namespace (this test's), and the record
+    // says it should.
+    nix::mount::mount(
+        Some("/proc/self/ns/net"),
+        &pin,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    let text = std::fs::read_to_string(record(&name.0)).unwrap();
+    let mut kept: serde_json::Value = serde_json::from_str(&text).unwrap();
+    kept["hosts"][0]["inode"] = own.into();
+    assert_eq!(kept["hosts"][0]["name"], "server");
+    std::fs::write(record(&name.0), kept.to_string()).unwrap();
+
+    let exec = tcplab(&["exec", &name.0, "server", "--", "ip", "-br", "link"]);
+    assert_eq!(exec.status.code(), Some(2), "{}", exec.transcript());
+    assert_eq!(exec.stdout().count(), 0, "{}", exec.transcript());
+    assert!(one_error_line(&exec).contains("machine's own network namespace"));
+
+    let down = tcplab(&["down", &name.0]);
+    assert_eq!(down.status.code(), Some(2), "{}", down.transcript());
+    assert!(one_error_line(&down).contains("machine's own network namespace"));
+    assert_eq!(
+        pins_of(&name.0),
+        vec![format!("{}-server", name.0)],
+        "the rest went"
+    );
+    // This test's own cleanup: the bind mount it made.
+    nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH).unwrap();
+}

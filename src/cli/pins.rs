@@ -110,11 +110,15 @@ impl NetnsDir {
         if kind != libc::CLONE_NEWNET {
             return Pin::Other("it is a namespace, but not a network namespace".into());
         }
-        if let Ok(own) = nix::sys::stat::stat("/proc/1/ns/net")
-            && own.st_ino == st.st_ino
-            && own.st_dev == st.st_dev
-        {
-            return Pin::Other("it is the machine's own network namespace".into());
+        // The machine's own namespace is init's; where init is out of reach (a container, a
+        // sandbox), tcplab's own stands in for it. A lab's pin is never either.
+        for own in ["/proc/1/ns/net", "/proc/self/ns/net"] {
+            if let Ok(own) = nix::sys::stat::stat(own)
+                && own.st_ino == st.st_ino
+                && own.st_dev == st.st_dev
+            {
+                return Pin::Other("it is the machine's own network namespace".into());
+            }
         }
         Pin::Netns {
             fd,
