@@ -98,10 +98,9 @@ impl PcapStream {
 
     /// Finishes the file and reads its frames back (for the trace), with their directions.
     pub fn finish(mut self) -> Result<Vec<Frame>, CaptureError> {
+        // No fsync: what was written survives the process in any case, and a run should not
+        // wait on the disk.
         self.flush()?;
-        self.file
-            .sync_data()
-            .map_err(|e| self.error(e.to_string()))?;
         self.file.rewind().map_err(|e| self.error(e.to_string()))?;
         let mut reader = PcapReader::new(BufReader::new(&self.file))
             .map_err(|e| self.error(format!("reading it back: {e}")))?;
