@@ -110,11 +110,13 @@ impl Recording {
     pub fn stop(self, dir: Option<&Path>) -> Result<Vec<Trace>, LabError> {
         let streamed: Vec<Option<PathBuf>> = self.captures.pcaps();
         let captured = self.captures.stop()?;
+        // Each capture's frames go as soon as its trace is made: at most one capture is held
+        // twice at a time.
         captured
-            .iter()
+            .into_iter()
             .zip(streamed)
             .map(|(c, streamed)| {
-                let mut trace = Trace::new(c);
+                let mut trace = Trace::new(&c);
                 if let Some(path) = streamed {
                     trace.pcap = Some(path);
                 } else if let Some(dir) = dir {
