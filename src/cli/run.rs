@@ -61,8 +61,11 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
     crate::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
     let interrupt = Interrupt::new();
-    watch_signals(interrupt.clone())?;
     let output = Output::new(out, &scenario.name)?;
+    if let Err(e) = watch_signals(interrupt.clone(), output.path.clone()) {
+        output.discard();
+        return Err(e);
+    }
     let (tx, rx) = mpsc::channel();
     let options = RunOptions {
         out_dir: Some(output.path.clone()),
@@ -121,7 +124,7 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8
 /// Turns SIGINT and SIGTERM into an interrupted run: the first stops the programs (SIGINT),
 /// which are killed after [`GRACE`] or at a second signal; a third ends tcplab at once. Returns
 /// once the handlers are in place.
-fn watch_signals(interrupt: Interrupt) -> Result<(), CliError> {
+fn watch_signals(interrupt: Interrupt, pcaps: PathBuf) -> Result<(), CliError> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -169,7 +172,10 @@ fn watch_signals(interrupt: Interrupt) -> Result<(), CliError> {
                 }
                 interrupt.kill_programs();
                 next(&mut int, &mut term).await;
-                anstream::eprintln!("error: interrupted again: ending without a report");
+                anstream::eprintln!(
+                    "error: interrupted again: ending without a report (the pcaps so far are in {})",
+                    pcaps.display()
+                );
                 std::process::exit(128 + first);
             });
         });
