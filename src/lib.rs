@@ -11,6 +11,7 @@ pub mod expect;
 pub mod firewall;
 pub mod lab;
 pub mod netns;
+pub mod output;
 pub mod proc;
 pub mod report;
 pub mod scenario;

@@ -137,7 +137,15 @@ fn run_exits_1_when_an_expectation_fails_and_json_says_why() {
         ),
     )
     .unwrap();
-    let o = tcplab(&["run", file.to_str().unwrap(), "--json"]);
+    // A failing run keeps its pcaps: in this test's folder, not in /tmp for good.
+    let out = dir.path().join("out");
+    let o = tcplab(&[
+        "run",
+        file.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", o.transcript());
     let json: String = o.stdout().collect::<Vec<_>>().join("\n");
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();

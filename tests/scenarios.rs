@@ -25,6 +25,7 @@ fn scenario(#[files("fixtures/scenarios/*.toml")] path: PathBuf) {
             out_dir: Some(artifacts.path().to_path_buf()),
             bin_dir,
             events: None,
+            interrupt: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

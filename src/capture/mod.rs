@@ -1,16 +1,22 @@
 //! Captures: an AF_PACKET socket per interface, opened inside the interface's namespace and
 //! live before the first packet, read by its own thread, and drained of everything the kernel
 //! holds when stopped. A capture reports the kernel's drops instead of hiding them.
+//!
+//! A capture given a pcap file streams each batch of frames to it as they arrive (memory stays
+//! bounded, and the file is a valid pcap up to the last batch even if tcplab is killed), and
+//! reads the file back when stopped; without one it keeps the frames in memory.
 
 mod pcap;
 mod socket;
 
+use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::netns::{Namespace, NetnsError};
+use pcap::PcapStream;
 pub use socket::SNAP_LEN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +65,8 @@ pub struct Capture {
     host: String,
     interface: String,
     stop: OwnedFd,
-    reader: JoinHandle<std::io::Result<(Vec<Frame>, u64)>>,
+    pcap: Option<PathBuf>,
+    reader: JoinHandle<Result<(Vec<Frame>, u64), CaptureError>>,
 }
 
 /// What a stopped capture holds.
@@ -86,6 +93,22 @@ impl Capture {
         interface: &str,
         tap: Option<Tap>,
     ) -> Result<Capture, CaptureError> {
+        Capture::start_streaming(ns, host, interface, tap, None)
+    }
+
+    /// Like [`Capture::start_with_tap`]; with `pcap` (a new, empty file open for reading and
+    /// writing, and its path), every batch of frames goes to that file as it is captured.
+    pub fn start_streaming(
+        ns: &Namespace,
+        host: &str,
+        interface: &str,
+        tap: Option<Tap>,
+        pcap: Option<(PathBuf, File)>,
+    ) -> Result<Capture, CaptureError> {
+        let stream = pcap
+            .map(|(path, file)| PcapStream::new(path, file))
+            .transpose()?;
+        let pcap = stream.as_ref().map(|s| s.path().to_path_buf());
         let name = interface.to_string();
         let fd = ns
             .run(move |_| socket::open(&name))?
@@ -100,9 +123,17 @@ impl Capture {
                 interface: interface.to_string(),
                 source: e.into(),
             })?;
+        let read_error = {
+            let (host, interface) = (host.to_string(), interface.to_string());
+            move |source| CaptureError::Read {
+                host: host.clone(),
+                interface: interface.clone(),
+                source,
+            }
+        };
         let reader = std::thread::Builder::new()
             .name(format!("capture-{host}"))
-            .spawn(move || read_until_stopped(fd, stop_rx, tap))
+            .spawn(move || read_until_stopped(fd, stop_rx, tap, stream, read_error))
             .map_err(|source| CaptureError::Open {
                 host: host.to_string(),
                 interface: interface.to_string(),
@@ -112,8 +143,14 @@ impl Capture {
             host: host.to_string(),
             interface: interface.to_string(),
             stop,
+            pcap,
             reader,
         })
+    }
+
+    /// The pcap file this capture streams to, if it was given one.
+    pub fn pcap(&self) -> Option<&Path> {
+        self.pcap.as_deref()
     }
 
     /// Stops the capture after taking every frame the kernel holds for it.
@@ -127,8 +164,7 @@ impl Capture {
         let (frames, drops) = self
             .reader
             .join()
-            .map_err(|_| read_error(std::io::Error::other("the capture thread panicked")))?
-            .map_err(read_error)?;
+            .map_err(|_| read_error(std::io::Error::other("the capture thread panicked")))??;
         Ok(Captured {
             host: self.host,
             interface: self.interface,
@@ -141,30 +177,83 @@ impl Capture {
 /// Sees each frame as it is captured.
 pub type Tap = Box<dyn FnMut(&Frame) + Send>;
 
+/// Where a capture's frames go: kept in memory, or streamed to a pcap. With a pcap, the tap
+/// sees a frame only once it is in the file: a packet shown live is on disk even if tcplab is
+/// killed right after.
+struct Sink {
+    frames: Vec<Frame>,
+    stream: Option<PcapStream>,
+    tap: Option<Tap>,
+    /// Frames written but not yet sent to the file, kept for the tap (at most a batch).
+    unshown: Vec<Frame>,
+}
+
+impl Sink {
+    fn keep(&mut self, frame: Frame) -> Result<(), CaptureError> {
+        let Some(stream) = self.stream.as_mut() else {
+            if let Some(tap) = self.tap.as_mut() {
+                tap(&frame);
+            }
+            self.frames.push(frame);
+            return Ok(());
+        };
+        stream.push(&frame)?;
+        let full = stream.pending() >= pcap::FLUSH_AT;
+        if self.tap.is_some() {
+            self.unshown.push(frame);
+        }
+        if full { self.flush() } else { Ok(()) }
+    }
+
+    /// Sends the batch to the file, then shows it to the tap.
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.flush()?;
+        }
+        if let Some(tap) = self.tap.as_mut() {
+            for frame in self.unshown.drain(..) {
+                tap(&frame);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Frame>, CaptureError> {
+        self.flush()?;
+        match self.stream {
+            Some(stream) => stream.finish(),
+            None => Ok(self.frames),
+        }
+    }
+}
+
 fn read_until_stopped(
     fd: OwnedFd,
     stop: OwnedFd,
-    mut tap: Option<Tap>,
-) -> std::io::Result<(Vec<Frame>, u64)> {
-    let mut frames = Vec::new();
+    tap: Option<Tap>,
+    stream: Option<PcapStream>,
+    read_error: impl Fn(std::io::Error) -> CaptureError,
+) -> Result<(Vec<Frame>, u64), CaptureError> {
+    let mut sink = Sink {
+        frames: Vec::new(),
+        stream,
+        tap,
+        unshown: Vec::new(),
+    };
     let mut buf = vec![0u8; SNAP_LEN];
-    let mut take = |wait: bool, frames: &mut Vec<Frame>| -> std::io::Result<bool> {
-        match socket::read(fd.as_raw_fd(), &mut buf, wait)? {
-            Some((raw, len)) => {
-                let frame = Frame {
-                    at: raw.since_epoch,
-                    direction: raw.direction,
-                    original_len: raw.original_len,
-                    data: buf[..len].to_vec(),
-                };
-                if let Some(tap) = tap.as_mut() {
-                    tap(&frame);
-                }
-                frames.push(frame);
-                Ok(true)
-            }
-            None => Ok(false),
+    // Takes every frame queued now.
+    let mut drain = |sink: &mut Sink| -> Result<(), CaptureError> {
+        while let Some((raw, len)) =
+            socket::read(fd.as_raw_fd(), &mut buf, false).map_err(&read_error)?
+        {
+            sink.keep(Frame {
+                at: raw.since_epoch,
+                direction: raw.direction,
+                original_len: raw.original_len,
+                data: buf[..len].to_vec(),
+            })?;
         }
+        Ok(())
     };
     loop {
         let mut fds = [
@@ -186,23 +275,26 @@ fn read_until_stopped(
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(e);
+            return Err(read_error(e));
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            while take(false, &mut frames)? {}
+            drain(&mut sink)?;
+            // Each batch reaches the file before the next wait: a kill loses nothing written.
+            sink.flush()?;
         }
         if fds[1].revents != 0 {
             // Stopped: whatever the kernel queued before now is still ours.
-            while take(false, &mut frames)? {}
-            let drops = socket::drops(fd.as_raw_fd())?;
-            return Ok((frames, drops));
+            drain(&mut sink)?;
+            let drops = socket::drops(fd.as_raw_fd()).map_err(&read_error)?;
+            return Ok((sink.finish()?, drops));
         }
     }
 }
 
 impl Captured {
-    /// Writes the frames as a pcap file (nanosecond timestamps, Ethernet) that tcpdump,
-    /// tshark and Wireshark read.
+    /// Writes the frames as a new pcap file (nanosecond timestamps, Ethernet) that tcpdump,
+    /// tshark and Wireshark read. The file is created 0600, never through a symlink and never
+    /// over an existing file.
     pub fn write_pcap(&self, path: &Path) -> Result<(), CaptureError> {
         pcap::write(path, &self.frames)
     }
@@ -219,6 +311,11 @@ impl Captures {
 
     pub fn add(&mut self, capture: Capture) {
         self.0.push(capture);
+    }
+
+    /// The pcap file of each capture, in the order they were added.
+    pub fn pcaps(&self) -> Vec<Option<PathBuf>> {
+        self.0.iter().map(|c| c.pcap.clone()).collect()
     }
 
     pub fn stop(self) -> Result<Vec<Captured>, CaptureError> {

@@ -1,80 +1,70 @@
 //! Labs kept up for people: `up`, `exec`, `ls` and `down`. Their namespaces are pinned under
-//! /run/netns, and /run/tcplab/NAME.json records what belongs to each lab, so that `down`
-//! removes tcplab's pins and never anything else.
+//! /run/netns, and /run/tcplab/NAME.json records what belongs to each lab (see `record`), so
+//! that `down` removes tcplab's pins and never anything else (see `pins`).
+//!
+//! `up` writes the record, with the inode of every namespace it is about to pin, BEFORE it
+//! pins anything: whatever a killed `up` leaves pinned is on record, and a pin is tcplab's
+//! only if it is the very namespace the record names (same inode). Pins with no usable record
+//! (a record from an older tcplab, damaged or deleted) are removed only when they have the
+//! shape only tcplab gives a lab: `NAME-fabric` holding the bridge `br0` and one veth per host
+//! named after it, and `NAME-HOST` holding only `lo` and the veth `eth0`.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 use super::CliError;
+use super::pins::{NetnsDir, Pin, fabric_hosts, interfaces, is_host};
+use super::record::{Kept, KeptHost, KeptNs, Record, STATE_DIR, StateDir, check_name, shown};
 use crate::lab::Lab;
-use crate::netns::{NETNS_RUN_DIR, unpin_path};
+use crate::netns::NETNS_RUN_DIR;
 use crate::spec::Topology;
 
-const STATE_DIR: &str = "/run/tcplab";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Kept {
-    name: String,
-    topology: String,
-    subnet: String,
-    fabric: String,
-    hosts: Vec<KeptHost>,
+fn not_up(name: &str) -> CliError {
+    CliError::setup(format!("no lab named `{name}` is up (see `tcplab ls`)"))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct KeptHost {
-    name: String,
-    address: String,
-    netns: String,
-}
-
-fn state_file(name: &str) -> PathBuf {
-    Path::new(STATE_DIR).join(format!("{name}.json"))
-}
-
-fn check_name(name: &str) -> Result<(), CliError> {
-    let ok = !name.is_empty()
-        && name.len() <= 20
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::setup(format!(
-            "`{name}` is not a lab name: use 1 to 20 lowercase letters, digits and dashes"
-        )))
-    }
-}
-
-fn load(name: &str) -> Result<Kept, CliError> {
-    check_name(name)?;
-    let text = std::fs::read_to_string(state_file(name))
-        .map_err(|_| CliError::setup(format!("no lab named `{name}` is up (see `tcplab ls`)")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| CliError::setup(format!("{} is damaged: {e}", state_file(name).display())))
-}
-
+/// `tcplab up`: builds the topology, records it, then pins its namespaces.
 pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
     check_name(name)?;
-    if state_file(name).exists() {
-        return Err(CliError::setup(format!(
-            "a lab named `{name}` is already up: take it down with `tcplab down {name}`, or pick another --name"
-        )));
+    let state = StateDir::open(true)?
+        .ok_or_else(|| CliError::setup(format!("cannot create {STATE_DIR}")))?;
+    let lock = state.lock(name, true)?;
+    let result = up_locked(&state, topology, name);
+    // A refused or failed `up` that left no record leaves no lock file either.
+    if result.is_err() && matches!(state.read(name), Record::None) {
+        state.remove_lock(name, &lock);
+    }
+    result
+}
+
+fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliError> {
+    match state.read(name) {
+        Record::None => {}
+        Record::Valid(_) => {
+            return Err(CliError::setup(format!(
+                "a lab named `{name}` is already up: take it down with `tcplab down {name}`, or pick another --name"
+            )));
+        }
+        Record::Damaged(why) => {
+            return Err(CliError::setup(format!(
+                "a lab named `{name}` has a damaged record ({STATE_DIR}/{name}.json: {}): clear it with `tcplab down {name}`, or pick another --name",
+                shown(&why)
+            )));
+        }
     }
     let (_, resolved) =
         Topology::from_file(topology).map_err(|e| CliError::setup(e.to_string()))?;
-    let clash: Vec<String> = std::iter::once(format!("{name}-fabric"))
-        .chain(resolved.hosts.iter().map(|h| format!("{name}-{}", h.name)))
-        .filter(|n| Path::new(NETNS_RUN_DIR).join(n).exists())
-        .collect();
-    if !clash.is_empty() {
-        return Err(CliError::setup(format!(
-            "namespaces {} already exist and are not tcplab's: pick another --name",
-            clash.join(", ")
-        )));
+    if let Some(netns) = NetnsDir::open()? {
+        let clash: Vec<String> = std::iter::once(format!("{name}-fabric"))
+            .chain(resolved.hosts.iter().map(|h| format!("{name}-{}", h.name)))
+            .filter(|n| netns.exists(n))
+            .collect();
+        if !clash.is_empty() {
+            return Err(CliError::setup(format!(
+                "namespaces {} already exist and tcplab has no record of them: pick another --name (if a `tcplab up` was killed, `tcplab down {name}` clears what it can prove is tcplab's)",
+                clash.join(", ")
+            )));
+        }
     }
     let mut lab =
         Lab::from_resolved(resolved.clone()).map_err(|e| CliError::setup(e.to_string()))?;
@@ -82,27 +72,25 @@ pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
         name: name.to_string(),
         topology: topology.display().to_string(),
         subnet: resolved.subnet.to_string(),
-        fabric: format!("{name}-fabric"),
-        hosts: resolved
-            .hosts
+        fabric: KeptNs {
+            netns: format!("{name}-fabric"),
+            inode: lab.fabric().inode(),
+        },
+        hosts: lab
+            .hosts()
             .iter()
             .map(|h| KeptHost {
-                name: h.name.clone(),
-                address: h.address.to_string(),
-                netns: format!("{name}-{}", h.name),
+                name: h.name().to_string(),
+                address: h.address().to_string(),
+                netns: format!("{name}-{}", h.name()),
+                inode: h.ns().inode(),
             })
             .collect(),
     };
-    std::fs::create_dir_all(STATE_DIR)
-        .and_then(|()| {
-            std::fs::write(
-                state_file(name),
-                serde_json::to_string_pretty(&kept).unwrap_or_default(),
-            )
-        })
-        .map_err(|e| CliError::setup(format!("cannot record the lab in {STATE_DIR}: {e}")))?;
+    // On record before any pin exists: a kill from here on leaves nothing `down` cannot prove.
+    state.write(&kept)?;
     if let Err(e) = lab.pin(name) {
-        let _ = std::fs::remove_file(state_file(name));
+        let _ = state.remove(name);
         return Err(CliError::setup(e.to_string()));
     }
     anstream::println!(
@@ -122,7 +110,7 @@ pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
         "  {:<12} {:<15} ip netns exec {} (the bridge, br0, and the security groups)",
         "fabric",
         "",
-        kept.fabric
+        kept.fabric.netns
     );
     let first = &kept.hosts[0].name;
     anstream::println!("try:  tcplab exec {name} {first} -- ip -br addr");
@@ -130,31 +118,66 @@ pub fn up(topology: &Path, name: &str) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `tcplab exec`: becomes `command` inside a host of a lab kept up.
 pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> {
-    let kept = load(name)?;
+    check_name(name)?;
+    let state = StateDir::open(false)?.ok_or_else(|| not_up(name))?;
+    // Shared: several commands may run in a lab at once, but not while it is taken down. The
+    // lock's fd closes when the command starts (O_CLOEXEC).
+    let _lock = state.lock(name, false)?;
+    let kept = match state.read(name) {
+        Record::None => return Err(not_up(name)),
+        Record::Damaged(why) => {
+            return Err(CliError::setup(format!(
+                "the record of lab `{name}` is damaged ({}): tcplab will not enter it; clear it with `tcplab down {name}`",
+                shown(&why)
+            )));
+        }
+        Record::Valid(k) => k,
+    };
     let h = kept.hosts.iter().find(|h| h.name == host).ok_or_else(|| {
         let known: Vec<&str> = kept.hosts.iter().map(|h| h.name.as_str()).collect();
         CliError::setup(format!(
-            "lab `{name}` has no host `{host}` (hosts: {})",
+            "lab `{name}` has no host `{}` (hosts: {})",
+            shown(host),
             known.join(", ")
         ))
     })?;
-    let path = Path::new(NETNS_RUN_DIR).join(&h.netns);
-    let ns = std::fs::File::open(&path).map_err(|e| {
-        CliError::setup(format!(
-            "cannot open {}: {e} (is the lab still up?)",
-            path.display()
-        ))
-    })?;
+    let path = format!("{NETNS_RUN_DIR}/{}", h.netns);
+    let pin = match NetnsDir::open()? {
+        Some(netns) => netns.inspect(&h.netns),
+        None => Pin::Missing,
+    };
+    let ns = match pin {
+        Pin::Netns { fd, inode } if inode == h.inode => fd,
+        Pin::Netns { .. } => {
+            return Err(CliError::setup(format!(
+                "{path} is not the namespace tcplab pinned for host {} (another namespace has its name): tcplab will not enter it",
+                h.name
+            )));
+        }
+        Pin::Missing | Pin::Unmounted => {
+            return Err(CliError::setup(format!(
+                "host {} of lab `{name}` is not pinned at {path}: the lab is half-made; clear it with `tcplab down {name}`",
+                h.name
+            )));
+        }
+        Pin::Other(why) => {
+            return Err(CliError::setup(format!(
+                "{path}: {why}: tcplab will not enter it"
+            )));
+        }
+    };
     // This process has one job left: become the command, inside the host.
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| CliError::setup(format!("cannot enter {}: {e} (run as root)", h.netns)))?;
+        .map_err(|e| CliError::setup(format!("cannot enter {path}: {e} (run as root)")))?;
     // As `ip netns exec` does: the command sees the host's interfaces in /sys.
     // SAFETY: raw system calls only; this thread execs the command next.
     unsafe { crate::contain::private_mounts(None) }.map_err(|f| {
         let e = std::io::Error::from(f);
         CliError::setup(format!(
-            "cannot mount /sys for {host}: {} failed: {e}",
+            "cannot mount /sys for {}: {} failed: {e}",
+            h.name,
             f.step()
         ))
     })?;
@@ -163,61 +186,258 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
         .exec();
     Err(CliError::setup(format!(
         "cannot run `{}`: {err}",
-        command[0]
+        shown(&command[0])
     )))
 }
 
-fn kept_labs() -> Vec<Kept> {
-    let mut labs: Vec<Kept> = std::fs::read_dir(STATE_DIR)
+/// `tcplab ls`: a line per lab, damaged and half-made ones marked.
+pub fn ls() -> Result<u8, CliError> {
+    let state = StateDir::open(false)?;
+    let netns = NetnsDir::open()?;
+    let recorded = state.as_ref().map(StateDir::names).unwrap_or_default();
+    let mut shown_any = false;
+    for name in &recorded {
+        let Some(state) = &state else { break };
+        let line = match state.read(name) {
+            Record::None => continue,
+            Record::Damaged(why) => format!(
+                "{name:<12} damaged: {STATE_DIR}/{name}.json: {} (clear it with `tcplab down {name}`)",
+                shown(&why)
+            ),
+            Record::Valid(k) => {
+                let unpinned: Vec<&str> = k
+                    .pins()
+                    .filter(|(pin, inode)| {
+                        !matches!(netns.as_ref().map(|d| d.inspect(pin)),
+                            Some(Pin::Netns { inode: found, .. }) if found == *inode)
+                    })
+                    .map(|(pin, _)| pin)
+                    .collect();
+                if unpinned.is_empty() {
+                    let hosts: Vec<&str> = k.hosts.iter().map(|h| h.name.as_str()).collect();
+                    format!(
+                        "{:<12} {} ({}): {}",
+                        k.name,
+                        k.subnet,
+                        shown(&k.topology),
+                        hosts.join(", ")
+                    )
+                } else {
+                    format!(
+                        "{name:<12} half-made: {} not pinned as recorded (clear it with `tcplab down {name}`)",
+                        unpinned.join(", ")
+                    )
+                }
+            }
+        };
+        anstream::println!("{line}");
+        shown_any = true;
+    }
+    // Pins of a lab whose record is gone: shown only when they have tcplab's shape.
+    if let Some(netns) = &netns {
+        for name in unrecorded_fabrics(&recorded) {
+            if let Pin::Netns { fd, .. } = netns.inspect(&format!("{name}-fabric"))
+                && interfaces(&fd)
+                    .ok()
+                    .as_deref()
+                    .and_then(fabric_hosts)
+                    .is_some()
+            {
+                anstream::println!(
+                    "{name:<12} half-made: pinned with no record (clear it with `tcplab down {name}`)"
+                );
+                shown_any = true;
+            }
+        }
+    }
+    if !shown_any {
+        anstream::println!("no lab is up (start one with `tcplab up TOPOLOGY`)");
+    }
+    Ok(0)
+}
+
+/// Lab names `N` with a pin `N-fabric` under /run/netns and no record.
+fn unrecorded_fabrics(recorded: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
+        .filter_map(|e| {
+            let file = e.file_name().into_string().ok()?;
+            let name = file.strip_suffix("-fabric")?;
+            (super::record::is_lab_name(name) && !recorded.iter().any(|r| r == name))
+                .then(|| name.to_string())
+        })
         .collect();
-    labs.sort_by(|a, b| a.name.cmp(&b.name));
-    labs
+    names.sort();
+    names
 }
 
-pub fn ls() -> Result<u8, CliError> {
-    let labs = kept_labs();
-    if labs.is_empty() {
-        anstream::println!("no lab is up (start one with `tcplab up TOPOLOGY`)");
-    }
-    for lab in labs {
-        let hosts: Vec<&str> = lab.hosts.iter().map(|h| h.name.as_str()).collect();
-        anstream::println!(
-            "{:<12} {} ({}): {}",
-            lab.name,
-            lab.subnet,
-            lab.topology,
-            hosts.join(", ")
-        );
-    }
-    Ok(0)
-}
-
+/// `tcplab down`: takes one lab, or all recorded ones, down.
 pub fn down(name: Option<&str>, all: bool) -> Result<u8, CliError> {
-    let labs = if all {
-        kept_labs()
+    let names = if all {
+        let names = StateDir::open(false)?
+            .map(|s| s.names())
+            .unwrap_or_default();
+        if names.is_empty() {
+            anstream::println!("no lab is up");
+        }
+        names
     } else {
-        vec![load(name.unwrap_or_default())?]
+        let name = name.unwrap_or_default();
+        check_name(name)?;
+        vec![name.to_string()]
     };
-    for lab in labs {
-        let mut problems = Vec::new();
-        for ns in std::iter::once(&lab.fabric).chain(lab.hosts.iter().map(|h| &h.netns)) {
-            let path = Path::new(NETNS_RUN_DIR).join(ns);
-            if path.exists()
-                && let Err(e) = unpin_path(&path)
-            {
-                problems.push(e.to_string());
+    let mut problems = Vec::new();
+    for name in names {
+        if let Err(e) = down_one(&name) {
+            problems.push(e.message);
+        }
+    }
+    if problems.is_empty() {
+        Ok(0)
+    } else {
+        Err(CliError::setup(problems.join("; ")))
+    }
+}
+
+/// What taking a lab down did with its pins.
+#[derive(Default)]
+struct Cleared {
+    removed: Vec<String>,
+    /// Pins left alone, and why.
+    left: Vec<String>,
+}
+
+fn down_one(name: &str) -> Result<(), CliError> {
+    let state = StateDir::open(true)?
+        .ok_or_else(|| CliError::setup(format!("cannot create {STATE_DIR}")))?;
+    let lock = state.lock(name, true)?;
+    let record = state.read(name);
+    let netns = NetnsDir::open()?;
+    let cleared = match (&record, &netns) {
+        (_, None) => Cleared::default(),
+        (Record::Valid(kept), Some(netns)) => clear_recorded(netns, kept),
+        (Record::Damaged(_) | Record::None, Some(netns)) => clear_by_shape(netns, name),
+    };
+    if matches!(record, Record::None) && cleared.removed.is_empty() {
+        // A record a killed `up` never finished writing (`NAME.json.tmp`) goes too.
+        let _ = state.remove(name);
+        state.remove_lock(name, &lock);
+        return Err(match cleared.left.is_empty() {
+            true => not_up(name),
+            false => CliError::setup(format!(
+                "no lab named `{name}` is up, and tcplab left alone what it cannot prove is its own: {}",
+                cleared.left.join("; ")
+            )),
+        });
+    }
+    state.remove(name)?;
+    state.remove_lock(name, &lock);
+    let how = match &record {
+        Record::Damaged(why) => format!(" (its damaged record was removed: {})", shown(why)),
+        Record::None => " (it had no record)".to_string(),
+        Record::Valid(_) => String::new(),
+    };
+    anstream::println!("lab `{name}` is down{how}");
+    if cleared.left.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::setup(format!(
+            "lab `{name}`: left alone what tcplab cannot prove is its own: {}",
+            cleared.left.join("; ")
+        )))
+    }
+}
+
+/// Removes the pins a valid record names, each only if it is the namespace recorded.
+fn clear_recorded(netns: &NetnsDir, kept: &Kept) -> Cleared {
+    let mut cleared = Cleared::default();
+    for (pin_name, inode) in kept.pins() {
+        let path = format!("{NETNS_RUN_DIR}/{pin_name}");
+        let pin = netns.inspect(pin_name);
+        match &pin {
+            Pin::Missing => continue,
+            // The record was written before this file: a pin whose mount never happened.
+            Pin::Unmounted => {}
+            Pin::Netns { inode: found, .. } if *found == inode => {}
+            Pin::Netns { .. } => {
+                cleared.left.push(format!(
+                    "{path} is another namespace than the one tcplab pinned"
+                ));
+                continue;
+            }
+            Pin::Other(why) => {
+                cleared.left.push(format!("{path}: {why}"));
+                continue;
             }
         }
-        if !problems.is_empty() {
-            return Err(CliError::setup(problems.join("; ")));
+        match netns.remove(pin_name, &pin) {
+            Ok(()) => cleared.removed.push(pin_name.to_string()),
+            Err(e) => cleared.left.push(e),
         }
-        let _ = std::fs::remove_file(state_file(&lab.name));
-        anstream::println!("lab `{}` is down", lab.name);
     }
-    Ok(0)
+    cleared
+}
+
+/// Removes the pins of a lab with no usable record, only if they have tcplab's shape.
+fn clear_by_shape(netns: &NetnsDir, name: &str) -> Cleared {
+    let mut cleared = Cleared::default();
+    let fabric_name = format!("{name}-fabric");
+    let fabric_path = format!("{NETNS_RUN_DIR}/{fabric_name}");
+    let fabric = netns.inspect(&fabric_name);
+    let hosts = match &fabric {
+        Pin::Missing => return cleared,
+        Pin::Netns { fd, .. } => match interfaces(fd) {
+            Ok(ifaces) => match fabric_hosts(&ifaces) {
+                Some(hosts) => hosts,
+                None => {
+                    cleared.left.push(format!(
+                        "{fabric_path} is not a tcplab fabric (a bridge br0 and one veth per host)"
+                    ));
+                    return cleared;
+                }
+            },
+            Err(why) => {
+                cleared.left.push(format!("{fabric_path}: {why}"));
+                return cleared;
+            }
+        },
+        Pin::Unmounted => {
+            cleared
+                .left
+                .push(format!("{fabric_path} is an empty file, not a namespace"));
+            return cleared;
+        }
+        Pin::Other(why) => {
+            cleared.left.push(format!("{fabric_path}: {why}"));
+            return cleared;
+        }
+    };
+    // Hosts first: their eth0 goes away with the fabric, and with it their proof.
+    for host in hosts {
+        let pin_name = format!("{name}-{host}");
+        let path = format!("{NETNS_RUN_DIR}/{pin_name}");
+        let pin = netns.inspect(&pin_name);
+        let proven = match &pin {
+            Pin::Missing => continue,
+            Pin::Netns { fd, .. } => interfaces(fd).is_ok_and(|i| is_host(&i)),
+            _ => false,
+        };
+        if !proven {
+            cleared
+                .left
+                .push(format!("{path} is not a tcplab host (lo and a veth eth0)"));
+            continue;
+        }
+        match netns.remove(&pin_name, &pin) {
+            Ok(()) => cleared.removed.push(pin_name),
+            Err(e) => cleared.left.push(e),
+        }
+    }
+    match netns.remove(&fabric_name, &fabric) {
+        Ok(()) => cleared.removed.push(fabric_name),
+        Err(e) => cleared.left.push(e),
+    }
+    cleared
 }

@@ -3,6 +3,8 @@
 mod catalog;
 mod check;
 mod keep;
+mod pins;
+mod record;
 mod run;
 
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ impl CliError {
     name = "tcplab",
     version,
     about = "Reproduce cloud TCP connectivity failures on one Linux machine and read them on the wire",
-    after_help = "Examples:\n  sudo tcplab scenarios\n  sudo tcplab run connect-timeout\n  sudo tcplab up fixtures/topologies/article.toml --name lab\n  sudo ip netns exec lab-server tcpdump -ni eth0 tcp port 1235\n\nExit status: 0 when every expectation held, 1 when one failed, 2 for a usage or setup error."
+    after_help = "Examples:\n  sudo tcplab scenarios\n  sudo tcplab run connect-timeout\n  sudo tcplab up fixtures/topologies/article.toml --name lab\n  sudo ip netns exec lab-server tcpdump -ni eth0 tcp port 1235\n\nExit status: 0 when every expectation held, 1 when one failed, 2 for a usage or setup error, 130 or 143 when a run was interrupted (Ctrl+C, SIGTERM)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -48,9 +50,13 @@ pub enum Command {
     Run {
         /// A scenario file, or a catalog name such as `connect-timeout`
         scenario: String,
-        /// Write the pcaps (one per host) into this folder [default: a new temporary folder]
+        /// Write the pcaps (one per host) into this folder, which must be new or empty
+        /// [default: a new temporary folder, removed after a passing run]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Keep the temporary folder of pcaps even when the run passes
+        #[arg(long)]
+        keep: bool,
         /// Print the report as JSON (for CI) instead of text, with no live view
         #[arg(long)]
         json: bool,
@@ -108,7 +114,8 @@ pub fn main() -> ExitCode {
             scenario,
             out,
             json,
-        } => run::run(&scenario, out, json),
+            keep,
+        } => run::run(&scenario, out, json, keep),
         Command::Up { topology, name } => keep::up(&topology, &name),
         Command::Exec {
             name,

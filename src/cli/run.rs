@@ -1,5 +1,7 @@
-//! `tcplab run`: a scenario with a live view, then the report.
+//! `tcplab run`: a scenario with a live view, then the report. Ctrl+C or SIGTERM stops the
+//! run's programs and ends it early, still with the captures so far and a report.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -8,26 +10,69 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CliError, catalog};
 use crate::escape;
+use crate::output::OutDir;
 use crate::report::Report;
-use crate::scenario::{Event, RunOptions, Scenario};
+use crate::scenario::{Event, Interrupt, RunOptions, Scenario, signal_name};
 
-pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> {
+/// How long the programs of an interrupted run get to end on SIGINT before they are killed.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Where a run's pcaps go, and whether tcplab made the folder for this run only.
+struct Output {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Output {
+    fn new(out: Option<PathBuf>, name: &str) -> Result<Output, CliError> {
+        match out {
+            Some(path) => {
+                // Checked (a real folder, empty) and made now, before a lab is built.
+                OutDir::open(&path).map_err(|e| CliError::setup(e.to_string()))?;
+                Ok(Output {
+                    path,
+                    temporary: false,
+                })
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("tcplab-{name}-"))
+                    .permissions(std::fs::Permissions::from_mode(0o700))
+                    .tempdir()
+                    .map_err(|e| {
+                        CliError::setup(format!("cannot create a temporary folder: {e}"))
+                    })?;
+                Ok(Output {
+                    path: dir.keep(),
+                    temporary: true,
+                })
+            }
+        }
+    }
+
+    /// Removes the folder if tcplab made it for this run only.
+    fn discard(&self) -> bool {
+        self.temporary && std::fs::remove_dir_all(&self.path).is_ok()
+    }
+}
+
+/// `tcplab run`: returns the exit code (0 passed, 1 failed, 130/143 interrupted).
+pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8, CliError> {
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
     crate::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
-    let out = match out {
-        Some(dir) => dir,
-        None => tempfile::Builder::new()
-            .prefix(&format!("tcplab-{}-", scenario.name))
-            .tempdir()
-            .map_err(|e| CliError::setup(format!("cannot create a temporary folder: {e}")))?
-            .keep(),
-    };
+    let interrupt = Interrupt::new();
+    let output = Output::new(out, &scenario.name)?;
+    if let Err(e) = watch_signals(interrupt.clone(), output.path.clone()) {
+        output.discard();
+        return Err(e);
+    }
     let (tx, rx) = mpsc::channel();
     let options = RunOptions {
-        out_dir: Some(out.clone()),
+        out_dir: Some(output.path.clone()),
         bin_dir: None,
         events: (!json).then_some(tx),
+        interrupt: Some(interrupt.clone()),
     };
     let worker = {
         let scenario = scenario.clone();
@@ -36,19 +81,117 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool) -> Result<u8, CliError> 
     if !json {
         live_view(&scenario, rx);
     }
-    let run = worker
-        .join()
-        .map_err(|_| CliError::setup("the scenario's run panicked (a tcplab bug)"))?
-        .map_err(|e| CliError::setup(e.to_string()))?;
+    let run = match worker.join() {
+        Ok(Ok(run)) => run,
+        Ok(Err(e)) => {
+            output.discard();
+            return Err(CliError::setup(e.to_string()));
+        }
+        Err(_) => {
+            return Err(CliError::setup(
+                "the scenario's run panicked (a tcplab bug)",
+            ));
+        }
+    };
     let report = Report::new(&scenario, &run);
+    let signal = interrupt.signal();
     let passed = report.passed;
+    let kept = keep || !passed || signal.is_some() || !output.discard();
     if json {
         println!("{}", report.json());
     } else {
         anstream::print!("\n{}", for_terminal(report).styled());
-        anstream::println!("pcaps: {}", escape::line(&out.display().to_string()));
+        if let Some(signal) = signal {
+            anstream::println!(
+                "interrupted by {}: the report and the pcaps cover the run until then",
+                signal_name(signal)
+            );
+        }
+        if kept {
+            anstream::println!(
+                "pcaps: {}",
+                escape::line(&output.path.display().to_string())
+            );
+        } else {
+            anstream::println!(
+                "pcaps: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
+            );
+        }
     }
-    Ok(if passed { 0 } else { 1 })
+    Ok(match signal {
+        // As a shell reports a program ended by the signal: 130 for SIGINT, 143 for SIGTERM.
+        Some(signal) => 128 + signal as u8,
+        None if passed => 0,
+        None => 1,
+    })
+}
+
+/// Turns SIGINT and SIGTERM into an interrupted run: the first stops the programs (SIGINT),
+/// which are killed after [`GRACE`] or at a second signal; a third ends tcplab at once. Returns
+/// once the handlers are in place.
+fn watch_signals(interrupt: Interrupt, pcaps: PathBuf) -> Result<(), CliError> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (mut int, mut term) = match (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) {
+                    (Ok(i), Ok(t)) => (i, t),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let next =
+                    async |int: &mut tokio::signal::unix::Signal,
+                           term: &mut tokio::signal::unix::Signal| {
+                        tokio::select! {
+                            _ = int.recv() => libc::SIGINT,
+                            _ = term.recv() => libc::SIGTERM,
+                        }
+                    };
+                let first = next(&mut int, &mut term).await;
+                anstream::eprintln!(
+                    "\ninterrupted by {}: stopping the programs, keeping what was captured",
+                    signal_name(first)
+                );
+                interrupt.interrupt(first);
+                tokio::select! {
+                    _ = next(&mut int, &mut term) => {}
+                    _ = tokio::time::sleep(GRACE) => {}
+                }
+                interrupt.kill_programs();
+                next(&mut int, &mut term).await;
+                anstream::eprintln!(
+                    "error: interrupted again: ending without a report (the pcaps so far are in {})",
+                    pcaps.display()
+                );
+                std::process::exit(128 + first);
+            });
+        });
+    if let Err(e) = spawned {
+        return Err(CliError::setup(format!("cannot watch for Ctrl+C: {e}")));
+    }
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CliError::setup(format!("cannot watch for Ctrl+C: {e}"))),
+        Err(_) => Err(CliError::setup("cannot watch for Ctrl+C")),
+    }
 }
 
 /// Steps and packets as they happen, with a bar toward the current step's timeout. Ends when

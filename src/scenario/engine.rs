@@ -8,9 +8,10 @@ use std::process::Command;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::{Scenario, Step};
+use super::{Interrupt, Scenario, Step, signal_name};
 use crate::expect::{Check, Evidence, Expectation, Verdict, evaluate_after};
 use crate::lab::{Lab, LabError};
+use crate::output::{OutDir, OutputError};
 use crate::proc::{Outcome, Proc};
 use crate::trace::Trace;
 
@@ -22,12 +23,8 @@ pub enum ScenarioError {
         #[source]
         source: Box<LabError>,
     },
-    #[error("cannot create {}: {source}", path.display())]
-    OutDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// Something that happened while a scenario ran, for a live view.
@@ -60,6 +57,9 @@ pub struct RunOptions {
     pub bin_dir: Option<PathBuf>,
     /// Where to send live events; the run itself never waits for the receiver.
     pub events: Option<Sender<Event>>,
+    /// Lets another thread interrupt the run (Ctrl+C): the remaining steps are skipped, the
+    /// captures taken so far are kept and checked.
+    pub interrupt: Option<Interrupt>,
 }
 
 /// A finished run: the verdict and the evidence behind it.
@@ -125,12 +125,9 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         scenario: scenario.name.clone(),
         source: Box::new(source),
     };
-    if let Some(dir) = &options.out_dir {
-        std::fs::create_dir_all(dir).map_err(|source| ScenarioError::OutDir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    // Pcaps are created in the folder as it was opened: never through a symlink, never over a
+    // file that was already there.
+    let out = options.out_dir.as_deref().map(OutDir::open).transpose()?;
     let lab = Lab::from_resolved(scenario.resolved.clone()).map_err(lab_error)?;
     for (host, key, value) in &scenario.sysctls {
         lab.host(host)
@@ -138,12 +135,16 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             .map_err(lab_error)?;
     }
     let recording = lab
-        .start_captures_with(scenario.capture_bridge_ports, |host, origin| {
-            options
-                .events
-                .clone()
-                .map(|tx| live_tap(host.to_string(), origin, tx))
-        })
+        .start_captures_into(
+            scenario.capture_bridge_ports,
+            out.as_ref(),
+            |host, origin| {
+                options
+                    .events
+                    .clone()
+                    .map(|tx| live_tap(host.to_string(), origin, tx))
+            },
+        )
         .map_err(lab_error)?;
     let origin = recording.origin();
     let mut runner = Runner {
@@ -154,9 +155,14 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         running: HashMap::new(),
         outcomes: Vec::new(),
         topology: scenario.topology.clone(),
+        interrupt: options.interrupt.as_ref(),
     };
+    let interrupted = || options.interrupt.as_ref().and_then(Interrupt::signal);
     let mut failures = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
+        if interrupted().is_some() {
+            break;
+        }
         if let Some(tx) = &options.events {
             let _ = tx.send(Event::Step {
                 index,
@@ -173,6 +179,15 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             ));
             break;
         }
+    }
+    if let Some(signal) = interrupted() {
+        failures.push(Check::failed(
+            "the run ran to its end",
+            format!(
+                "interrupted by {}: the steps left were skipped",
+                signal_name(signal)
+            ),
+        ));
     }
     let traces = recording
         .stop(options.out_dir.as_deref())
@@ -220,6 +235,7 @@ struct Runner<'a> {
     running: HashMap<String, Proc>,
     outcomes: Vec<(String, Outcome)>,
     topology: crate::spec::Topology,
+    interrupt: Option<&'a Interrupt>,
 }
 
 fn connect_timeout(step: &Step) -> Option<Duration> {
@@ -291,7 +307,11 @@ impl Runner<'_> {
 
     fn spawn(&self, host: &str, argv: &[String]) -> Result<Proc, String> {
         let h = self.lab.host(host).map_err(|e| e.to_string())?;
-        h.spawn(self.command(argv)).map_err(|e| e.to_string())
+        let p = h.spawn(self.command(argv)).map_err(|e| e.to_string())?;
+        if let Some(interrupt) = self.interrupt {
+            interrupt.watch(p.pid());
+        }
+        Ok(p)
     }
 
     fn step(&mut self, step: &Step) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! here (no kernel), run by `engine` (the same engine for files, Rust tests and the CLI).
 
 mod engine;
+mod interrupt;
 mod model;
 
 use std::collections::{HashMap, HashSet};
@@ -15,6 +16,7 @@ use crate::spec::bounds;
 use crate::spec::location::{line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
+pub use interrupt::{Interrupt, signal_name};
 pub use model::{ExpectSpec, ScenarioFile, Step, SysctlValue, ToleranceSpec};
 
 /// A scenario ready to run.

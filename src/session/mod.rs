@@ -380,7 +380,9 @@ fn unique_name<'a>(base: &str, taken: impl Iterator<Item = &'a str> + Clone) -> 
 /// A private folder for the session's pcaps: in `$TCPLAB_ARTIFACTS` if set, else temporary.
 fn artifacts_dir() -> Result<tempfile::TempDir, SessionError> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix("tcplab-session-");
+    builder
+        .prefix("tcplab-session-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let made = match std::env::var_os(ARTIFACTS_VAR) {
         Some(parent) => {
             std::fs::create_dir_all(&parent).map_err(|source| SessionError::Io {

@@ -35,6 +35,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3",
         "a real HTTP server (`python3 -m http.server`) in the session tests",
     ),
+    (
+        "strace",
+        "killing `tcplab up` at an exact system call in the records tests",
+    ),
     ("tcpdump", "reading tcplab's pcaps back in the tests"),
     (
         "tshark",
