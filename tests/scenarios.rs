@@ -93,3 +93,75 @@ line = "Listening on"
         "{report}"
     );
 }
+
+/// A scenario in a folder of its own, next to a program of the user's.
+fn user_scenario(dir: &Path, command: &str) -> Scenario {
+    let text = format!(
+        r#"
+description = "a program of the user's, by a path relative to this file and a variable"
+time_limit = 20
+[[host]]
+name = "a"
+[[step]]
+action = "run"
+host = "a"
+name = "tool"
+command = {command}
+[[expect]]
+kind = "exit"
+program = "tool"
+code = 3
+[[expect]]
+kind = "output"
+program = "tool"
+line = "hello from the user's tool"
+"#
+    );
+    let path = dir.join("user.toml");
+    std::fs::write(&path, text).unwrap();
+    Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn commands_start_from_the_scenario_file_and_take_variables() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let tool = dir.path().join("bin/tool.sh");
+    std::fs::write(&tool, "#!/bin/sh\necho \"hello from the user's $1\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: set before any thread of this test reads the environment; the name is unique.
+    unsafe { std::env::set_var("TCPLAB_TEST_WORD", "tool") };
+    let scenario = user_scenario(dir.path(), r#"["./bin/tool.sh", "${TCPLAB_TEST_WORD}"]"#);
+    if !privileged() {
+        return;
+    }
+    let result = run(&scenario, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(result.verdict.passed(), "{}", result.verdict);
+
+    let missing = user_scenario(dir.path(), r#"["./bin/absent"]"#);
+    let result = run(&missing, RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let report = result.verdict.to_string();
+    let tried = dir.path().join("./bin/absent");
+    assert!(
+        report.contains(&format!("(tried {})", tried.display())),
+        "the error names the path it tried:\n{report}"
+    );
+}
+
+#[test]
+fn an_unset_variable_in_a_command_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user.toml");
+    std::fs::write(
+        &path,
+        "description = \"d\"\n[[host]]\nname = \"a\"\n[[step]]\naction = \"run\"\nhost = \"a\"\nname = \"t\"\ncommand = [\"${TCPLAB_SURELY_UNSET_VARIABLE}\"]\n",
+    )
+    .unwrap();
+    let error = Scenario::from_file(&path).err().expect("refused").to_string();
+    assert!(
+        error.contains("user.toml:8:")
+            && error.contains("`${TCPLAB_SURELY_UNSET_VARIABLE}` is not set in the environment"),
+        "{error}"
+    );
+}

@@ -73,9 +73,12 @@ pub struct Run {
     pub wall_time: Duration,
 }
 
-fn program_path(name: &str, bin_dir: Option<&Path>) -> PathBuf {
+/// Where a step's program is: a path as given, or for tcplab's own apps the first of
+/// `bin_dir`, the running program's folder (and one up, for test binaries in `deps/`), else
+/// a name for `PATH`. Also the places looked at, for the error when it cannot start.
+fn program_path(name: &str, bin_dir: Option<&Path>) -> (PathBuf, Vec<PathBuf>) {
     if name.contains('/') || !crate::error_class::is_app(name) {
-        return PathBuf::from(name);
+        return (PathBuf::from(name), Vec::new());
     }
     let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
     if let Ok(exe) = std::env::current_exe()
@@ -88,10 +91,25 @@ fn program_path(name: &str, bin_dir: Option<&Path>) -> PathBuf {
             dirs.push(up.to_path_buf());
         }
     }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
+    let looked: Vec<PathBuf> = dirs.into_iter().map(|d| d.join(name)).collect();
+    let found = looked.iter().find(|p| p.is_file()).cloned();
+    (found.unwrap_or_else(|| PathBuf::from(name)), looked)
+}
+
+/// What to add to "cannot start" when the program was not found.
+fn not_found_hint(argv0: &str, path: &Path, looked: &[PathBuf]) -> String {
+    if argv0.contains('/') {
+        return format!(" (tried {})", path.display());
+    }
+    let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+    if places.is_empty() {
+        format!(" (`{argv0}` is not in PATH)")
+    } else {
+        format!(
+            " (looked at {}, then PATH; build tcplab's apps with `cargo build --bins` in tcplab, or give RunOptions::bin_dir)",
+            places.join(", ")
+        )
+    }
 }
 
 fn describe(step: &Step) -> String {
@@ -299,15 +317,20 @@ impl Runner<'_> {
         }
     }
 
-    fn command(&self, argv: &[String]) -> Command {
-        let mut cmd = Command::new(program_path(&argv[0], self.bin_dir));
-        cmd.args(&argv[1..]);
-        cmd
-    }
-
     fn spawn(&self, host: &str, argv: &[String]) -> Result<Proc, String> {
         let h = self.lab.host(host).map_err(|e| e.to_string())?;
-        let p = h.spawn(self.command(argv)).map_err(|e| e.to_string())?;
+        let (path, looked) = program_path(&argv[0], self.bin_dir);
+        let mut cmd = Command::new(&path);
+        cmd.args(&argv[1..]);
+        let p = h.spawn(cmd).map_err(|e| {
+            let missing = matches!(&e, LabError::Netns(crate::netns::NetnsError::Proc(crate::proc::ProcError::Spawn { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound);
+            if missing {
+                format!("{e}{}", not_found_hint(&argv[0], &path, &looked))
+            } else {
+                e.to_string()
+            }
+        })?;
         if let Some(interrupt) = self.interrupt {
             interrupt.watch(p.pid());
         }

@@ -1,6 +1,7 @@
 //! Scenarios: a topology, sysctls, steps and expectations in one TOML file, loaded and checked
 //! here (no kernel), run by `engine` (the same engine for files, Rust tests and the CLI).
 
+mod command;
 mod engine;
 mod interrupt;
 mod model;
@@ -105,6 +106,11 @@ impl Scenario {
             at(offset, format!("{}: {}", e.path, e.message))
         };
         let resolved = topology.resolve().map_err(locate)?;
+        let mut raw = raw;
+        ready_commands(&mut raw.steps, dir).map_err(|(path, message)| {
+            let offset = offset_of(text, &path).unwrap_or(0);
+            at(offset, format!("{path}: {message}"))
+        })?;
         let checked = check(&raw, &resolved, &topology).map_err(|e| {
             let offset = offset_of(text, &e.path).unwrap_or(0);
             at(offset, format!("{}: {}", e.path, e.message))
@@ -123,6 +129,29 @@ impl Scenario {
             syn_senders: checked.syn_senders,
         })
     }
+}
+
+/// Expands `${VAR}` in every command and makes relative program paths start from `dir`.
+fn ready_commands(steps: &mut [Step], dir: Option<&Path>) -> Result<(), (FieldPath, String)> {
+    for (i, step) in steps.iter_mut().enumerate() {
+        let (Step::Start { command, .. } | Step::Run { command, .. }) = step else {
+            continue;
+        };
+        for (j, arg) in command.iter_mut().enumerate() {
+            let path = || {
+                crate::spec::resolve_helpers::at("step")
+                    .index(i)
+                    .key("command")
+                    .index(j)
+            };
+            *arg = command::expand(arg, |name| std::env::var(name).ok())
+                .map_err(|message| (path(), message))?;
+            if j == 0 {
+                *arg = command::program(arg, dir);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The path of an entry inside the scenario file, if the entry came from it.
