@@ -158,7 +158,10 @@ fn an_unset_variable_in_a_command_is_refused_at_load() {
         "description = \"d\"\n[[host]]\nname = \"a\"\n[[step]]\naction = \"run\"\nhost = \"a\"\nname = \"t\"\ncommand = [\"${TCPLAB_SURELY_UNSET_VARIABLE}\"]\n",
     )
     .unwrap();
-    let error = Scenario::from_file(&path).err().expect("refused").to_string();
+    let Err(error) = Scenario::from_file(&path).map(|_| ()) else {
+        panic!("an unset variable must be refused");
+    };
+    let error = error.to_string();
     assert!(
         error.contains("user.toml:8:")
             && error.contains("`${TCPLAB_SURELY_UNSET_VARIABLE}` is not set in the environment"),
