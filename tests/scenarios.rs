@@ -128,7 +128,11 @@ fn commands_start_from_the_scenario_file_and_take_variables() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("bin")).unwrap();
     let tool = dir.path().join("bin/tool.sh");
-    std::fs::write(&tool, "#!/bin/sh\necho \"hello from the user's $1\"\nexit 3\n").unwrap();
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\necho \"hello from the user's $1\"\nexit 3\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
     // SAFETY: set before any thread of this test reads the environment; the name is unique.
     unsafe { std::env::set_var("TCPLAB_TEST_WORD", "tool") };

@@ -208,7 +208,12 @@ pub(super) fn hosts_text(resolved: &Resolved) -> String {
         "# tcplab: the hosts of this lab, seen by its programs only\n127.0.0.1\tlocalhost\n",
     );
     for h in &resolved.hosts {
-        text.push_str(&format!("{}\t{}\n", h.address, h.name));
+        match &resolved.domain {
+            Some(domain) => {
+                text.push_str(&format!("{}\t{}.{domain}\t{}\n", h.address, h.name, h.name))
+            }
+            None => text.push_str(&format!("{}\t{}\n", h.address, h.name)),
+        }
     }
     text
 }

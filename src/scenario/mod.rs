@@ -94,6 +94,9 @@ impl Scenario {
         if let Some(subnet) = raw.subnet {
             topology.subnet = subnet;
         }
+        if let Some(domain) = &raw.domain {
+            topology.domain = Some(domain.clone());
+        }
         topology.hosts.extend(raw.hosts.iter().cloned());
         topology
             .security_groups

@@ -20,6 +20,9 @@ pub struct ScenarioFile {
     pub topology: Option<String>,
     #[serde(default)]
     pub subnet: Option<Ipv4Net>,
+    /// The lab's private DNS domain, as in a topology file.
+    #[serde(default)]
+    pub domain: Option<String>,
     #[serde(default, rename = "host")]
     pub hosts: Vec<HostSpec>,
     #[serde(default, rename = "security_group")]

@@ -23,6 +23,10 @@ pub struct Topology {
     pub security_groups: Vec<SecurityGroup>,
     #[serde(default, rename = "firewall")]
     pub firewalls: Vec<FirewallRule>,
+    /// A private DNS domain (the article's `tcp-ip-sandbox.jch`): each host also resolves as
+    /// `NAME.DOMAIN` inside the lab.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 fn default_subnet() -> Ipv4Net {
@@ -36,6 +40,7 @@ impl Default for Topology {
             hosts: Vec::new(),
             security_groups: Vec::new(),
             firewalls: Vec::new(),
+            domain: None,
         }
     }
 }
@@ -46,6 +51,12 @@ impl Topology {
             subnet,
             ..Topology::default()
         }
+    }
+
+    /// Sets the lab's private DNS domain (see [`Topology::domain`]).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
     }
 
     pub fn host(mut self, host: HostSpec) -> Self {

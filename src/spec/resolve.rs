@@ -92,6 +92,8 @@ pub struct Resolved {
     pub subnet: Ipv4Net,
     pub hosts: Vec<ResolvedHost>,
     pub firewalls: Vec<ResolvedFirewall>,
+    /// The lab's private DNS domain, checked.
+    pub domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +157,9 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
             at("host"),
             "no hosts: add at least one [[host]] with a name",
         ));
+    }
+    if let Some(domain) = &topo.domain {
+        check_domain(domain).map_err(|m| invalid(at("domain"), m))?;
     }
 
     let groups = check_groups(topo)?;
@@ -295,7 +300,28 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         subnet,
         hosts,
         firewalls,
+        domain: topo.domain.clone(),
     })
+}
+
+/// A DNS name of dot-separated labels: 1 to 63 lowercase letters, digits and dashes each, not
+/// starting or ending with a dash, 253 bytes at most.
+fn check_domain(domain: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    if domain.len() <= 253 && domain.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a domain name: use dot-separated labels of lowercase letters, digits and dashes, e.g. \"tcp-ip-sandbox.jch\"",
+            crate::escape::text(domain)
+        ))
+    }
 }
 
 fn check_groups(

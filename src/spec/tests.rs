@@ -30,6 +30,7 @@ fn article_built_in_rust_equals_the_file() {
     let vpc: ipnet::Ipv4Net = "10.0.0.0/16".parse().unwrap();
     let any: ipnet::Ipv4Net = "0.0.0.0/0".parse().unwrap();
     let topo = Topology::new("10.0.0.0/24".parse().unwrap())
+        .domain("tcp-ip-sandbox.jch")
         .host(
             HostSpec::new("server")
                 .address(Ipv4Addr::new(10, 0, 0, 58))
@@ -291,5 +292,18 @@ fn subnets_are_private_and_hold_their_hosts() {
         let e = error_of(&one(subnet));
         assert!(e.starts_with("t.toml:1:10: subnet: "), "{e}");
         assert!(e.contains(what), "{subnet}: {e}");
+    }
+}
+
+#[test]
+fn domains_are_dns_names() {
+    let base = || Topology::new("10.0.0.0/24".parse().unwrap()).host(HostSpec::new("a"));
+    assert!(base().domain("tcp-ip-sandbox.jch").resolve().is_ok());
+    assert!(base().domain("lab").resolve().is_ok());
+    for bad in ["", "Upper.case", "-dash.jch", "a..b", "spa ce", "x\u{1b}[31m", &"a".repeat(64)] {
+        let e = base().domain(bad).resolve().expect_err(bad);
+        assert_eq!(e.path.to_string(), "domain", "{bad}");
+        assert!(e.message.contains("is not a domain name"), "{}", e.message);
+        assert!(!e.message.contains('\u{1b}'), "escaped: {}", e.message);
     }
 }
