@@ -4,6 +4,7 @@
 pub mod args;
 pub mod client;
 pub mod consumer;
+pub mod locate;
 pub mod palette;
 pub mod producer;
 pub mod server;

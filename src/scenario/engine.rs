@@ -73,42 +73,12 @@ pub struct Run {
     pub wall_time: Duration,
 }
 
-/// Where a step's program is: a path as given, or for tcplab's own apps the first of
-/// `bin_dir`, the running program's folder (and one up, for test binaries in `deps/`), else
-/// a name for `PATH`. Also the places looked at, for the error when it cannot start.
-fn program_path(name: &str, bin_dir: Option<&Path>) -> (PathBuf, Vec<PathBuf>) {
-    if name.contains('/') || !crate::error_class::is_app(name) {
-        return (PathBuf::from(name), Vec::new());
-    }
-    let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        dirs.push(dir.to_path_buf());
-        if dir.ends_with("deps")
-            && let Some(up) = dir.parent()
-        {
-            dirs.push(up.to_path_buf());
-        }
-    }
-    let looked: Vec<PathBuf> = dirs.into_iter().map(|d| d.join(name)).collect();
-    let found = looked.iter().find(|p| p.is_file()).cloned();
-    (found.unwrap_or_else(|| PathBuf::from(name)), looked)
-}
-
 /// What to add to "cannot start" when the program was not found.
-fn not_found_hint(argv0: &str, path: &Path, looked: &[PathBuf]) -> String {
+fn not_found_hint(argv0: &str, path: &Path) -> String {
     if argv0.contains('/') {
-        return format!(" (tried {})", path.display());
-    }
-    let places: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
-    if places.is_empty() {
-        format!(" (`{argv0}` is not in PATH)")
+        format!(" (tried {})", path.display())
     } else {
-        format!(
-            " (looked at {}, then PATH; build tcplab's apps with `cargo build --bins` in tcplab, or give RunOptions::bin_dir)",
-            places.join(", ")
-        )
+        format!(" (`{argv0}` is not in PATH)")
     }
 }
 
@@ -319,14 +289,15 @@ impl Runner<'_> {
 
     fn spawn(&self, host: &str, argv: &[String]) -> Result<Proc, String> {
         let h = self.lab.host(host).map_err(|e| e.to_string())?;
-        let (path, looked) = program_path(&argv[0], self.bin_dir);
+        let path =
+            crate::apps::locate::app_path(&argv[0], self.bin_dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&path);
         cmd.args(&argv[1..]);
         let p = h.spawn(cmd).map_err(|e| {
             let missing = matches!(&e, LabError::Netns(crate::netns::NetnsError::Proc(crate::proc::ProcError::Spawn { source, .. }))
                 if source.kind() == std::io::ErrorKind::NotFound);
             if missing {
-                format!("{e}{}", not_found_hint(&argv[0], &path, &looked))
+                format!("{e}{}", not_found_hint(&argv[0], &path))
             } else {
                 e.to_string()
             }

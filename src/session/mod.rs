@@ -63,6 +63,9 @@ pub enum SessionError {
     /// An empty command.
     #[error("a command needs at least the program's name")]
     EmptyCommand,
+    /// One of tcplab's apps was named, and is nowhere to be found or built.
+    #[error(transparent)]
+    AppNotFound(#[from] crate::apps::locate::AppNotFound),
     /// Nothing listened on the port in time.
     #[error(
         "nothing listened on TCP port {port} in host {host} within {} s (its socket table was read, no packet sent)",
@@ -240,7 +243,12 @@ impl<'lab> Session<'lab> {
     {
         let mut args = command.into_iter();
         let program = args.next().ok_or(SessionError::EmptyCommand)?;
-        let mut cmd = Command::new(program.as_ref());
+        // tcplab's own apps are found (or built) wherever they are: see `apps::locate`.
+        let program = match program.as_ref().to_str() {
+            Some(name) => crate::apps::locate::app_path(name, None)?.into_os_string(),
+            None => program.as_ref().to_os_string(),
+        };
+        let mut cmd = Command::new(program);
         cmd.args(args);
         self.spawn_command(host, cmd)
     }

@@ -300,7 +300,15 @@ fn domains_are_dns_names() {
     let base = || Topology::new("10.0.0.0/24".parse().unwrap()).host(HostSpec::new("a"));
     assert!(base().domain("tcp-ip-sandbox.jch").resolve().is_ok());
     assert!(base().domain("lab").resolve().is_ok());
-    for bad in ["", "Upper.case", "-dash.jch", "a..b", "spa ce", "x\u{1b}[31m", &"a".repeat(64)] {
+    for bad in [
+        "",
+        "Upper.case",
+        "-dash.jch",
+        "a..b",
+        "spa ce",
+        "x\u{1b}[31m",
+        &"a".repeat(64),
+    ] {
         let e = base().domain(bad).resolve().expect_err(bad);
         assert_eq!(e.path.to_string(), "domain", "{bad}");
         assert!(e.message.contains("is not a domain name"), "{}", e.message);
