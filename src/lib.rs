@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod session;
 pub mod spec;
 pub mod trace;
+pub mod units;
 pub mod wire;
 
 pub use error_class::ErrorClass;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::artifacts::Artifacts;
 use common::*;
 use tcplab::ErrorClass;
-use tcplab::expect::{Evidence, Expectation, SynSchedule, Tolerance, Verdict, evaluate};
+use tcplab::expect::{
+    Evidence, Expectation, SynSysctls, Tolerance, Verdict, evaluate, syn_senders,
+};
 use tcplab::lab::Lab;
 use tcplab::proc::Outcome;
 use tcplab::spec::{Action, FirewallRule, Protocol};
@@ -45,18 +47,29 @@ fn record(
     (traces, outcomes, origin)
 }
 
+/// Evaluates `expectations`, with the SYN sysctls of their senders read from `lab` now.
 fn verdict(
+    lab: &Lab,
     expectations: &[Expectation],
     traces: &[Trace],
     outcomes: &[(String, Outcome)],
     origin: Duration,
 ) -> Verdict {
+    let syn_sysctls: Vec<(String, SynSysctls)> = syn_senders(expectations)
+        .into_iter()
+        .map(|h| {
+            let host = lab.host(h).unwrap();
+            let sysctls = SynSysctls::read(|k| host.sysctl(k).ok()).unwrap();
+            (h.to_string(), sysctls)
+        })
+        .collect();
     evaluate(
         expectations,
         &Evidence {
             traces,
             outcomes,
             origin,
+            syn_sysctls: &syn_sysctls,
         },
     )
 }
@@ -132,12 +145,9 @@ fn connect_timeout_shows_syn_retransmissions_and_an_empty_server_capture() {
             tcp_client("10.0.0.58", 1235, &["-t", "3.5", "-c", "1"]),
         )],
     );
-    let schedule = lab
-        .host("client-1")
-        .unwrap()
-        .syn_schedule(Some(Duration::from_secs_f64(3.5)))
-        .unwrap();
+    let app_timeout = Some(Duration::from_secs_f64(3.5));
     let v = verdict(
+        &lab,
         &[
             Expectation::Class {
                 program: "client".into(),
@@ -146,7 +156,8 @@ fn connect_timeout_shows_syn_retransmissions_and_an_empty_server_capture() {
             Expectation::SynSchedule {
                 host: "client-1".into(),
                 server: server(1235),
-                schedule,
+                sender: "client-1".into(),
+                app_timeout,
                 tolerance: Tolerance::default(),
                 program: Some("client".into()),
             },
@@ -242,7 +253,7 @@ fn allowed_connections_carry_the_messages_on_both_sides() {
             },
         ]);
     }
-    verdict(&expectations, &traces, &outcomes, origin).assert();
+    verdict(&lab, &expectations, &traces, &outcomes, origin).assert();
     srv.wait_for_line("Message #2 from client Bob", WAIT)
         .unwrap();
     let dumped = tcpdump_lines(trace(&traces, "server").pcap.as_ref().unwrap());
@@ -268,6 +279,7 @@ fn no_listener_is_a_reset_from_the_server_on_both_sides() {
         )],
     );
     verdict(
+        &lab,
         &[
             Expectation::Class {
                 program: "client".into(),
@@ -311,6 +323,7 @@ fn fabric_reset_reaches_the_client_while_the_server_sees_nothing() {
         )],
     );
     verdict(
+        &lab,
         &[
             Expectation::Class {
                 program: "client".into(),
@@ -356,6 +369,7 @@ fn fabric_icmp_reject_is_host_unreachable() {
         )],
     );
     verdict(
+        &lab,
         &[
             Expectation::Class {
                 program: "client".into(),
@@ -395,11 +409,7 @@ fn host_firewall_drop_shows_the_syns_on_both_sides() {
             tcp_client("10.0.0.58", 1234, &["-t", "2.5", "-c", "1"]),
         )],
     );
-    let schedule = lab
-        .host("client-1")
-        .unwrap()
-        .syn_schedule(Some(Duration::from_secs_f64(2.5)))
-        .unwrap();
+    let app_timeout = Some(Duration::from_secs_f64(2.5));
     let mut expectations = vec![Expectation::Class {
         program: "client".into(),
         class: ErrorClass::ConnectTimeout,
@@ -409,7 +419,8 @@ fn host_firewall_drop_shows_the_syns_on_both_sides() {
         expectations.push(Expectation::SynSchedule {
             host: host.into(),
             server: server(1234),
-            schedule,
+            sender: "client-1".into(),
+            app_timeout,
             tolerance: Tolerance::default(),
             program: Some("client".into()),
         });
@@ -418,7 +429,7 @@ fn host_firewall_drop_shows_the_syns_on_both_sides() {
             server: server(1234),
         });
     }
-    verdict(&expectations, &traces, &outcomes, origin).assert();
+    verdict(&lab, &expectations, &traces, &outcomes, origin).assert();
 }
 
 #[test]
@@ -434,18 +445,21 @@ fn a_late_syn_fails_with_expected_and_observed_times() {
             tcp_client("10.0.0.58", 1235, &["-t", "2.5", "-c", "1"]),
         )],
     );
-    // A wrong model on purpose: intervals doubling from the start predict SYNs at 0, 1, 3 s,
-    // while this kernel sends them at 0, 1, 2 s.
-    let wrong = SynSchedule {
-        linear_timeouts: None,
-        syn_retries: 6,
-        app_timeout: Some(Duration::from_secs(4)),
-    };
+    // A wrong model on purpose: the sysctl changes after the run, so the evidence says the
+    // interval doubles from the start (SYNs at 0, 1, 3 s) while the run sent them at 0, 1, 2 s.
+    let client = lab.host("client-1").unwrap();
+    if client.sysctl("net.ipv4.tcp_syn_linear_timeouts").is_ok() {
+        client
+            .set_sysctl("net.ipv4.tcp_syn_linear_timeouts", "0")
+            .unwrap();
+    }
     let v = verdict(
+        &lab,
         &[Expectation::SynSchedule {
             host: "client-1".into(),
             server: server(1235),
-            schedule: wrong,
+            sender: "client-1".into(),
+            app_timeout: Some(Duration::from_secs(4)),
             tolerance: Tolerance::default(),
             program: Some("client".into()),
         }],
@@ -490,6 +504,7 @@ fn stopping_right_after_the_last_packet_loses_nothing() {
         )],
     );
     verdict(
+        &lab,
         &[
             Expectation::Class {
                 program: "client".into(),
@@ -531,16 +546,14 @@ fn a_late_start_is_its_own_failure() {
         env!("CARGO_BIN_EXE_tcp-client")
     ));
     let (traces, outcomes, origin) = record(&lab, &artifacts, vec![("client", "client-1", late)]);
-    let schedule = lab
-        .host("client-1")
-        .unwrap()
-        .syn_schedule(Some(Duration::from_secs_f64(3.5)))
-        .unwrap();
+    let app_timeout = Some(Duration::from_secs_f64(3.5));
     let v = verdict(
+        &lab,
         &[Expectation::SynSchedule {
             host: "client-1".into(),
             server: server(1235),
-            schedule,
+            sender: "client-1".into(),
+            app_timeout,
             tolerance: Tolerance::default(),
             program: Some("client".into()),
         }],

@@ -48,11 +48,7 @@ pub fn finish(result: Result<(), AppError>) -> ExitCode {
     }
 }
 
-/// Seconds as a person writes them: `3`, `0.5`, `2.25`.
-pub fn fmt_secs(secs: f64) -> String {
-    let s = format!("{secs:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
+pub use crate::units::fmt_secs;
 
 /// Builds the runtime the apps run on; one thread is plenty for the sandbox's load.
 pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
@@ -65,13 +61,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_render_without_noise() {
-        assert_eq!(fmt_secs(3.0), "3");
-        assert_eq!(fmt_secs(0.5), "0.5");
-        assert_eq!(fmt_secs(2.25), "2.25");
-    }
 
     #[test]
     fn error_line_names_class() {

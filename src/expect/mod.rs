@@ -9,11 +9,11 @@ use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use crate::apps::fmt_secs;
 use crate::error_class::ErrorClass;
 use crate::proc::Outcome;
 use crate::trace::{Flow, Kind, Side, Trace};
-pub use schedule::{ExpectedSyn, SynSchedule, Tolerance};
+use crate::units::fmt_secs;
+pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use want::{
     Expect, ProgramName, answered, class, exit, handshake, no_answer, no_flow, no_ip_packets,
     output, reset_by, sent, syn_retransmissions, took,
@@ -30,7 +30,10 @@ pub enum Expectation {
     SynSchedule {
         host: String,
         server: SocketAddrV4,
-        schedule: SynSchedule,
+        /// The host whose sysctls time the SYNs (the client; `host` may be its bridge port).
+        sender: String,
+        /// The client's own connect timeout, if it has one.
+        app_timeout: Option<Duration>,
         tolerance: Tolerance,
         program: Option<String>,
     },
@@ -162,12 +165,14 @@ impl fmt::Display for Expectation {
     }
 }
 
-/// What a run left to check: one trace per capture, the programs' outcomes, and the time all
-/// reports count from (since the Unix epoch).
+/// What a run left to check: one trace per capture, the programs' outcomes, the time all
+/// reports count from (since the Unix epoch), and the SYN sysctls of the hosts that sent SYNs
+/// a schedule is checked for.
 pub struct Evidence<'a> {
     pub traces: &'a [Trace],
     pub outcomes: &'a [(String, Outcome)],
     pub origin: Duration,
+    pub syn_sysctls: &'a [(String, SynSysctls)],
 }
 
 /// One expectation's result.
@@ -218,6 +223,20 @@ impl Check {
             servers: Vec::new(),
         }
     }
+}
+
+/// The hosts whose SYN sysctls the evidence must hold for `expectations` (their senders of
+/// SYN schedules), each once.
+pub fn syn_senders(expectations: &[Expectation]) -> Vec<&str> {
+    let mut senders: Vec<&str> = Vec::new();
+    for e in expectations {
+        if let Expectation::SynSchedule { sender, .. } = e
+            && !senders.contains(&sender.as_str())
+        {
+            senders.push(sender);
+        }
+    }
+    senders
 }
 
 /// Evaluates `expectations`, plus one check per capture that it dropped nothing.
@@ -293,11 +312,18 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
         Expectation::SynSchedule {
             host,
             server,
-            schedule,
+            sender,
+            app_timeout,
             tolerance,
             program,
         } => {
             let t = trace(ev, host)?;
+            let schedule = &ev
+                .syn_sysctls
+                .iter()
+                .find(|(h, _)| h == sender)
+                .map(|(_, s)| s.schedule(*app_timeout))
+                .ok_or_else(|| format!("the SYN sysctls of {sender} are not in the evidence"))?;
             let start = match program {
                 Some(p) => Some((p.as_str(), outcome(ev, p)?.started_at)),
                 None => None,

@@ -43,6 +43,51 @@ pub struct SynSchedule {
     pub app_timeout: Option<Duration>,
 }
 
+/// A host's sysctls that time its SYNs: part of the evidence, read from the sending host's
+/// namespace after a run (`net.ipv4.tcp_syn_linear_timeouts`, `net.ipv4.tcp_syn_retries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynSysctls {
+    /// `tcp_syn_linear_timeouts`; `None` on kernels before 6.7, which double from the start.
+    pub linear_timeouts: Option<u32>,
+    /// `tcp_syn_retries`.
+    pub syn_retries: u32,
+}
+
+impl SynSysctls {
+    /// The sysctl keys this reads.
+    pub const KEYS: [&str; 2] = [
+        "net.ipv4.tcp_syn_linear_timeouts",
+        "net.ipv4.tcp_syn_retries",
+    ];
+
+    /// Reads them through `lookup` (a key's value, or `None` when the kernel lacks it).
+    pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<SynSysctls, String> {
+        let number = |key: &str, value: String| {
+            value
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{key} is `{}`, not a number", value.trim()))
+        };
+        let [linear, retries] = SynSysctls::KEYS;
+        Ok(SynSysctls {
+            linear_timeouts: lookup(linear).map(|v| number(linear, v)).transpose()?,
+            syn_retries: number(
+                retries,
+                lookup(retries).ok_or_else(|| format!("cannot read {retries}"))?,
+            )?,
+        })
+    }
+
+    /// The schedule of a client with these sysctls and its own connect timeout.
+    pub fn schedule(self, app_timeout: Option<Duration>) -> SynSchedule {
+        SynSchedule {
+            linear_timeouts: self.linear_timeouts,
+            syn_retries: self.syn_retries,
+            app_timeout,
+        }
+    }
+}
+
 /// One predicted SYN: when, and whether it must be seen (one predicted within the tolerance
 /// of the point where the client gives up may or may not go out).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,6 +189,30 @@ mod tests {
         assert_eq!(secs(&times), [0, 1, 2]);
         assert_eq!(times.len(), 4, "the SYN due at 3 s may or may not go out");
         assert!(!times[3].required);
+    }
+
+    #[test]
+    fn sysctls_are_read_and_checked() {
+        let read = |linear: Option<&str>, retries: Option<&str>| {
+            SynSysctls::read(|k| match k {
+                "net.ipv4.tcp_syn_linear_timeouts" => linear.map(String::from),
+                _ => retries.map(String::from),
+            })
+        };
+        assert_eq!(
+            read(Some("4\n"), Some("6\n")).unwrap(),
+            SynSysctls {
+                linear_timeouts: Some(4),
+                syn_retries: 6
+            }
+        );
+        assert_eq!(read(None, Some("6")).unwrap().linear_timeouts, None);
+        assert!(read(Some("4"), None).unwrap_err().contains("cannot read"));
+        assert!(
+            read(Some("x"), Some("6"))
+                .unwrap_err()
+                .contains("not a number")
+        );
     }
 
     #[test]

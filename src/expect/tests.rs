@@ -9,6 +9,16 @@ use crate::capture::{Captured, Direction, Frame};
 const CLIENT: [u8; 4] = [10, 0, 0, 208];
 const SERVER: [u8; 4] = [10, 0, 0, 58];
 const STARTED: Duration = Duration::from_secs(10);
+/// This kernel's defaults, on client-1.
+fn sysctls() -> Vec<(String, SynSysctls)> {
+    vec![(
+        "client-1".into(),
+        SynSysctls {
+            linear_timeouts: Some(4),
+            syn_retries: 6,
+        },
+    )]
+}
 
 fn arp(request: bool) -> Vec<u8> {
     let (sender, target) = if request {
@@ -72,11 +82,8 @@ fn schedule_check(frames: Vec<(u64, Vec<u8>)>) -> Verdict {
     let expectation = Expectation::SynSchedule {
         host: "client-1".into(),
         server: SocketAddrV4::new(SERVER.into(), 1235),
-        schedule: SynSchedule {
-            linear_timeouts: Some(4),
-            syn_retries: 6,
-            app_timeout: Some(Duration::from_secs_f64(3.5)),
-        },
+        sender: "client-1".into(),
+        app_timeout: Some(Duration::from_secs_f64(3.5)),
         tolerance: Tolerance::default(),
         program: Some("client".into()),
     };
@@ -86,6 +93,7 @@ fn schedule_check(frames: Vec<(u64, Vec<u8>)>) -> Verdict {
             traces: &traces,
             outcomes: &outcomes,
             origin: STARTED - Duration::from_millis(500),
+            syn_sysctls: &sysctls(),
         },
     )
 }
@@ -144,11 +152,8 @@ fn without_a_start_a_missing_syn_is_still_reported() {
     let expectation = Expectation::SynSchedule {
         host: "client-1".into(),
         server: SocketAddrV4::new(SERVER.into(), 1235),
-        schedule: SynSchedule {
-            linear_timeouts: Some(4),
-            syn_retries: 6,
-            app_timeout: Some(Duration::from_secs_f64(3.5)),
-        },
+        sender: "client-1".into(),
+        app_timeout: Some(Duration::from_secs_f64(3.5)),
         tolerance: Tolerance::default(),
         program: None,
     };
@@ -158,6 +163,7 @@ fn without_a_start_a_missing_syn_is_still_reported() {
             traces: &traces,
             outcomes: &outcomes,
             origin: STARTED,
+            syn_sysctls: &sysctls(),
         },
     );
     assert!(
@@ -177,6 +183,7 @@ fn exit_codes_of_other_programs_are_not_classes() {
         traces: &traces,
         outcomes: &outcomes,
         origin: STARTED,
+        syn_sysctls: &sysctls(),
     };
     assert_eq!(
         outcomes[0].1.class(),

@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Host, Lab, LabError};
+use super::{Lab, LabError};
 use crate::capture::{Capture, CaptureError, Captures, Tap};
-use crate::expect::SynSchedule;
 use crate::output::OutDir;
 use crate::trace::Trace;
 
@@ -129,29 +128,4 @@ impl Recording {
             .collect::<Result<_, _>>()
             .map_err(LabError::from)
     }
-}
-
-impl Host {
-    /// The SYN schedule of a client on this host, from its own sysctls and the application's
-    /// connect timeout.
-    pub fn syn_schedule(&self, app_timeout: Option<Duration>) -> Result<SynSchedule, LabError> {
-        let linear = match self.sysctl("net.ipv4.tcp_syn_linear_timeouts") {
-            Ok(v) => Some(parse_sysctl("net.ipv4.tcp_syn_linear_timeouts", &v)?),
-            // Kernels before 6.7 double the interval from the first retransmission.
-            Err(_) => None,
-        };
-        let retries = self.sysctl("net.ipv4.tcp_syn_retries")?;
-        Ok(SynSchedule {
-            linear_timeouts: linear,
-            syn_retries: parse_sysctl("net.ipv4.tcp_syn_retries", &retries)?,
-            app_timeout,
-        })
-    }
-}
-
-fn parse_sysctl(key: &str, value: &str) -> Result<u32, LabError> {
-    value.trim().parse().map_err(|_| LabError::Io {
-        what: format!("read {key}"),
-        source: std::io::Error::other(format!("`{value}` is not a number")),
-    })
 }

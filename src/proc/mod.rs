@@ -47,7 +47,7 @@ pub enum ProcError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{program}` printed no line matching {wanted} within {} s; its output:\n{output}", crate::apps::fmt_secs(.waited.as_secs_f64()))]
+    #[error("`{program}` printed no line matching {wanted} within {} s; its output:\n{output}", crate::units::fmt_secs(.waited.as_secs_f64()))]
     LineTimeout {
         program: String,
         wanted: String,
@@ -63,7 +63,7 @@ pub enum ProcError {
         status: String,
         output: String,
     },
-    #[error("`{program}` was still running after {} s; its output:\n{output}", crate::apps::fmt_secs(.waited.as_secs_f64()))]
+    #[error("`{program}` was still running after {} s; its output:\n{output}", crate::units::fmt_secs(.waited.as_secs_f64()))]
     ExitTimeout {
         program: String,
         waited: Duration,

@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use super::{Interrupt, Scenario, Step, signal_name};
-use crate::expect::{Check, Evidence, Expectation, Verdict, evaluate_after};
+use crate::expect::{Check, Evidence, SynSysctls, Verdict, evaluate_after, syn_senders};
 use crate::lab::{Lab, LabError};
 use crate::output::{OutDir, OutputError};
 use crate::proc::{Outcome, Proc};
@@ -188,21 +188,26 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             Err(e) => failures.push(Check::failed(format!("stop {name}"), e.to_string())),
         }
     }
-    let mut expectations = scenario.expectations.clone();
-    for (i, sender) in &scenario.syn_senders {
-        if let Some(Expectation::SynSchedule { schedule, .. }) = expectations.get_mut(*i) {
-            let h = lab.host(sender).map_err(lab_error)?;
-            *schedule = h.syn_schedule(schedule.app_timeout).map_err(lab_error)?;
+    let mut syn_sysctls = Vec::new();
+    for sender in syn_senders(&scenario.expectations) {
+        let host = lab.host(sender).map_err(lab_error)?;
+        match SynSysctls::read(|key| host.sysctl(key).ok()) {
+            Ok(s) => syn_sysctls.push((sender.to_string(), s)),
+            Err(e) => failures.push(Check::failed(
+                format!("read the SYN sysctls of {sender}"),
+                e,
+            )),
         }
     }
     let outcomes = runner.outcomes;
     let verdict = evaluate_after(
         failures,
-        &expectations,
+        &scenario.expectations,
         &Evidence {
             traces: &traces,
             outcomes: &outcomes,
             origin,
+            syn_sysctls: &syn_sysctls,
         },
     );
     Ok(Run {

@@ -36,8 +36,6 @@ pub struct Scenario {
     pub capture_bridge_ports: bool,
     pub steps: Vec<Step>,
     pub expectations: Vec<Expectation>,
-    /// For each SYN schedule expectation (by index): the host whose sysctls time the SYNs.
-    pub syn_senders: Vec<(usize, String)>,
 }
 
 impl Scenario {
@@ -129,7 +127,6 @@ impl Scenario {
             capture_bridge_ports: raw.capture_bridge_ports,
             steps: raw.steps,
             expectations: checked.expectations,
-            syn_senders: checked.syn_senders,
         })
     }
 }
@@ -183,7 +180,6 @@ struct Checked {
     time_limit: Duration,
     sysctls: Vec<(String, String, String)>,
     expectations: Vec<Expectation>,
-    syn_senders: Vec<(usize, String)>,
 }
 
 /// Where a program stands after the steps so far, to refuse steps that cannot work in order.
@@ -487,7 +483,6 @@ fn check(
         })
     };
     let mut expectations = Vec::new();
-    let mut senders = Vec::new();
     for (i, e) in raw.expectations.iter().enumerate() {
         let path = at("expect").index(i);
         // A capture is a host's, or with capture_bridge_ports its port's (`fabric:HOST`).
@@ -559,7 +554,6 @@ fn check(
                         }
                     }
                 };
-                senders.push((i, sender.to_string()));
                 let connecting = match connecting {
                     Some(p) => Some(program(path.key("program"), p)?),
                     None => {
@@ -588,11 +582,8 @@ fn check(
                     program: connecting,
                     host: host_of(h)?,
                     server: srv(s)?,
-                    schedule: crate::expect::SynSchedule {
-                        linear_timeouts: None,
-                        syn_retries: 0,
-                        app_timeout,
-                    },
+                    sender: sender.to_string(),
+                    app_timeout,
                     tolerance,
                 }
             }
@@ -662,7 +653,6 @@ fn check(
         time_limit,
         sysctls,
         expectations,
-        syn_senders: senders,
     })
 }
 

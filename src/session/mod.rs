@@ -34,7 +34,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::expect::{Evidence, Expect, ProgramName, Verdict, evaluate_after};
+use crate::expect::{
+    Evidence, Expect, ProgramName, SynSysctls, Verdict, evaluate_after, syn_senders,
+};
 use crate::lab::{Lab, LabError, Recording};
 use crate::proc::{Line, Outcome, Proc, ProcError};
 
@@ -348,6 +350,21 @@ impl<'lab> Session<'lab> {
                 Err(check) => failures.push(check),
             }
         }
+        let mut syn_sysctls = Vec::new();
+        for sender in syn_senders(&resolved) {
+            let read = self
+                .lab
+                .host(sender)
+                .map_err(|e| e.to_string())
+                .and_then(|h| SynSysctls::read(|key| h.sysctl(key).ok()));
+            match read {
+                Ok(s) => syn_sysctls.push((sender.to_string(), s)),
+                Err(e) => failures.push(crate::expect::Check::failed(
+                    format!("read the SYN sysctls of {sender}"),
+                    e,
+                )),
+            }
+        }
         let verdict = evaluate_after(
             failures,
             &resolved,
@@ -355,6 +372,7 @@ impl<'lab> Session<'lab> {
                 traces: &traces,
                 outcomes: &outcomes,
                 origin,
+                syn_sysctls: &syn_sysctls,
             },
         );
         if verdict.passed() {

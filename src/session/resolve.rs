@@ -70,17 +70,15 @@ fn resolve_want(
                 .find(|(n, _)| *n == program)
                 .map(|(_, o)| o)
                 .ok_or_else(|| format!("no program named {program} ran"))?;
-            // The attempt ends when the program gave up, whatever its own option was called.
-            let schedule = lab
-                .host(sender)
-                .and_then(|h| h.syn_schedule(Some(outcome.duration)))
-                .map_err(|e| e.to_string())?;
+            lab.host(sender).map_err(|e| e.to_string())?;
             Expectation::SynSchedule {
-                host,
+                sender: sender.to_string(),
                 server: address(lab, &target)?,
-                schedule,
+                // The attempt ends when the program gave up, whatever its option was called.
+                app_timeout: Some(outcome.duration),
                 tolerance,
                 program: Some(program),
+                host,
             }
         }
         Want::Flow { host, target, kind } => {

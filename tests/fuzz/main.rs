@@ -247,7 +247,7 @@ proptest! {
         icmp in (any::<u8>(), any::<u8>()),
     ) {
         use std::net::SocketAddrV4;
-        use tcplab::expect::{Evidence, Expectation, SynSchedule, Tolerance, evaluate};
+        use tcplab::expect::{Evidence, Expectation, SynSysctls, Tolerance, evaluate};
         use tcplab::trace::Side;
         let trace = trace_of(frames);
         let host = "fuzz".to_string();
@@ -256,11 +256,8 @@ proptest! {
             Expectation::SynSchedule {
                 host: host.clone(),
                 server,
-                schedule: SynSchedule {
-                    linear_timeouts: linear,
-                    syn_retries: retries,
-                    app_timeout: app_timeout.map(Duration::from_millis),
-                },
+                sender: host.clone(),
+                app_timeout: app_timeout.map(Duration::from_millis),
                 tolerance: Tolerance {
                     absolute: Duration::from_millis(absolute),
                     relative,
@@ -280,7 +277,11 @@ proptest! {
             Expectation::UnansweredArp { host: host.clone(), target: SERVER.into() },
         ];
         let traces = [trace];
-        let verdict = evaluate(&expectations, &Evidence { traces: &traces, outcomes: &[], origin: Duration::ZERO });
+        let syn_sysctls = [(host.clone(), SynSysctls { linear_timeouts: linear, syn_retries: retries })];
+        let verdict = evaluate(
+            &expectations,
+            &Evidence { traces: &traces, outcomes: &[], origin: Duration::ZERO, syn_sysctls: &syn_sysctls },
+        );
         // One check per expectation, after those of the captures themselves (drops).
         for e in &expectations {
             let name = e.to_string();
