@@ -109,7 +109,14 @@ fn built() -> Result<PathBuf, String> {
     if let Some(result) = cached.as_ref() {
         return result.clone();
     }
-    let result = build_apps(&apps_root());
+    let root = apps_root();
+    // A minute of silence in a test would look like a hang.
+    eprintln!(
+        "tcplab: building tcplab's apps from {} into {} (once; set {BIN_DIR_VAR} to use prebuilt ones)",
+        env!("CARGO_MANIFEST_DIR"),
+        root.display()
+    );
+    let result = build_apps(&root);
     *cached = Some(result.clone());
     result
 }

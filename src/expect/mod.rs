@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::error_class::ErrorClass;
 use crate::proc::Outcome;
-use crate::trace::{Flow, Kind, Side, Trace};
+/// Who did something in a connection, for [`reset_by`].
+pub use crate::trace::Side;
+use crate::trace::{Flow, Kind, Trace};
 use crate::units::fmt_secs;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use want::{

@@ -108,6 +108,15 @@ fn describe(step: &Step) -> String {
 
 /// Builds the scenario's lab and runs it.
 pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioError> {
+    // tcplab's apps are found, or built, before the time limit starts counting: a first
+    // build takes a minute. A missing one fails its step later, with where it was looked for.
+    for step in &scenario.steps {
+        if let Step::Start { command, .. } | Step::Run { command, .. } = step
+            && let Some(program) = command.first()
+        {
+            let _ = crate::apps::locate::app_path(program, options.bin_dir.as_deref());
+        }
+    }
     let started = Instant::now();
     let lab_error = |source: LabError| ScenarioError::Lab {
         scenario: scenario.name.clone(),

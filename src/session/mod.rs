@@ -53,8 +53,9 @@ pub const SKIP_VAR: &str = "TCPLAB_SKIP_PRIVILEGED";
 /// session inside it), instead of a temporary folder.
 pub const ARTIFACTS_VAR: &str = "TCPLAB_ARTIFACTS";
 
-/// What went wrong in a session.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong in a session. Its `Debug` is its report, so a test that returns it with
+/// `?` shows the same readable failure as one that panics with it.
+#[derive(thiserror::Error)]
 pub enum SessionError {
     /// Building, capturing or reading the lab failed.
     #[error(transparent)]
@@ -100,6 +101,21 @@ pub enum SessionError {
     },
 }
 
+impl std::fmt::Debug for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The running test's name, as libtest names its thread (`module::test`), for messages and
+/// folder names; `None` outside a test.
+fn test_name() -> Option<String> {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .map(|n| n.rsplit("::").next().unwrap_or(n).to_string())
+}
+
 /// Whether tests that build labs can run here. Without root privileges this panics with how
 /// to run them, unless the user set `TCPLAB_SKIP_PRIVILEGED=1` to skip them on purpose: then
 /// it says so on stderr and returns `false`.
@@ -108,7 +124,8 @@ pub fn privileged() -> bool {
     match crate::lab::check_privileges() {
         Ok(()) => true,
         Err(e) if std::env::var_os(SKIP_VAR).is_some_and(|v| v == "1") => {
-            eprintln!("skipped: {e} ({SKIP_VAR}=1)");
+            let test = test_name().map(|t| format!("{t}: ")).unwrap_or_default();
+            eprintln!("{test}skipped: {e} ({SKIP_VAR}=1)");
             false
         }
         Err(e) => panic!(
@@ -406,8 +423,16 @@ fn unique_name<'a>(base: &str, taken: impl Iterator<Item = &'a str> + Clone) -> 
 /// A private folder for the session's pcaps: in `$TCPLAB_ARTIFACTS` if set, else temporary.
 fn artifacts_dir() -> Result<tempfile::TempDir, SessionError> {
     let mut builder = tempfile::Builder::new();
+    // Named after the test, so that the pcaps of several failures are told apart.
+    let prefix = match test_name() {
+        Some(t) => format!(
+            "tcplab-{}-",
+            t.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-")
+        ),
+        None => "tcplab-session-".to_string(),
+    };
     builder
-        .prefix("tcplab-session-")
+        .prefix(&prefix)
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let made = match std::env::var_os(ARTIFACTS_VAR) {
         Some(parent) => {

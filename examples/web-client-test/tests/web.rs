@@ -104,7 +104,7 @@ fn a_reset_from_the_fabric_is_connection_refused() {
         .unwrap();
     run.check([
         expect::exit(&curl, 7),
-        expect::reset_by("client", "server:8081", tcplab::trace::Side::Server),
+        expect::reset_by("client", "server:8081", expect::Side::Server),
         expect::no_flow("server", "server:8081"),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
