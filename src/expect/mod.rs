@@ -318,31 +318,15 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             app_timeout,
             tolerance,
             program,
-        } => {
-            let t = trace(ev, host)?;
-            let schedule = &ev
-                .syn_sysctls
-                .iter()
-                .find(|(h, _)| h == sender)
-                .map(|(_, s)| s.schedule(*app_timeout))
-                .ok_or_else(|| format!("the SYN sysctls of {sender} are not in the evidence"))?;
-            let start = match program {
-                Some(p) => Some((p.as_str(), outcome(ev, p)?.started_at)),
-                None => None,
-            };
-            let flows: Vec<&Flow> = t.flows_to(*server).filter(|f| !f.syns.is_empty()).collect();
-            match flows.as_slice() {
-                [flow] => syn_schedule(t, flow, schedule, *tolerance, start, ev.origin),
-                [] => (false, format!("no SYN to {server} on {host}")),
-                many => (
-                    false,
-                    format!(
-                        "{} connections to {server} on {host}; expected one",
-                        many.len()
-                    ),
-                ),
-            }
-        }
+        } => syn_schedule_of(
+            ev,
+            host,
+            *server,
+            sender,
+            *app_timeout,
+            *tolerance,
+            program.as_deref(),
+        )?,
         Expectation::NoFlow { host, server } => {
             let t = trace(ev, host)?;
             let n: usize = t.flows_to(*server).map(|f| f.packets.len()).sum();
@@ -356,14 +340,12 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
         Expectation::Handshake { host, server } => {
             let t = trace(ev, host)?;
             let done = t.flows_to(*server).any(|f| f.handshake_completed(t));
-            (
-                done,
-                if done {
-                    "SYN, SYN-ACK, ACK seen".into()
-                } else {
-                    "no complete handshake".into()
-                },
-            )
+            let seen = if done {
+                "SYN, SYN-ACK, ACK seen"
+            } else {
+                "no complete handshake"
+            };
+            (done, seen.to_string())
         }
         Expectation::ResetBy { host, server, by } => {
             let t = trace(ev, host)?;
@@ -371,48 +353,15 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 .flows_to(*server)
                 .flat_map(|f| f.resets.iter().map(|(_, s)| *s))
                 .collect();
-            (
-                resets.contains(by),
-                format!("resets seen from: {:?}", resets),
-            )
+            (resets.contains(by), format!("resets seen from: {resets:?}"))
         }
-        Expectation::NoAnswer { host, server } => {
-            let t = trace(ev, host)?;
-            let flows: Vec<&Flow> = t.flows_to(*server).collect();
-            let syns: usize = flows.iter().map(|f| f.syns.len()).sum();
-            let answers: usize = flows
-                .iter()
-                .map(|f| {
-                    f.syn_acks.len()
-                        + f.resets.iter().filter(|(_, s)| *s == Side::Server).count()
-                        + f.icmp_errors.len()
-                })
-                .sum();
-            (
-                syns > 0 && answers == 0,
-                format!("{syns} SYN(s), {answers} answer(s)"),
-            )
-        }
+        Expectation::NoAnswer { host, server } => unanswered(trace(ev, host)?, *server),
         Expectation::IcmpError {
             host,
             server,
             icmp_type,
             code,
-        } => {
-            let t = trace(ev, host)?;
-            let seen: Vec<(u8, u8)> = t
-                .flows_to(*server)
-                .flat_map(|f| f.icmp_errors.iter())
-                .filter_map(|&i| match &t.packets[i].kind {
-                    Kind::Icmp(icmp) => Some((icmp.icmp_type, icmp.code)),
-                    _ => None,
-                })
-                .collect();
-            (
-                seen.contains(&(*icmp_type, *code)),
-                format!("ICMP errors seen (type, code): {seen:?}"),
-            )
-        }
+        } => icmp_error(trace(ev, host)?, *server, *icmp_type, *code),
         Expectation::Payload {
             text,
             server,
@@ -423,6 +372,10 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             server,
             hosts,
         } => payload(ev, text, *server, hosts, Side::Server)?,
+        Expectation::ZeroWindow { host, server } => {
+            zero_window(trace(ev, host)?, *server, ev.origin)
+        }
+        Expectation::UnansweredArp { host, target } => unanswered_arp(trace(ev, host)?, *target),
         Expectation::Took {
             program,
             expected,
@@ -448,11 +401,11 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
         }
         Expectation::Output { program, line } => {
             let outcome = outcome(ev, program)?;
-            let found = outcome
+            match outcome
                 .lines
                 .iter()
-                .find(|l| l.text.contains(line.as_str()));
-            match found {
+                .find(|l| l.text.contains(line.as_str()))
+            {
                 Some(l) => (true, format!("at {}: {}", secs(l.at), l.text)),
                 None => (
                     false,
@@ -460,82 +413,158 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 ),
             }
         }
-        Expectation::ZeroWindow { host, server } => {
-            let t = trace(ev, host)?;
-            let mut found = (false, "no zero window advertised".to_string());
-            for f in t.flows_to(*server) {
-                let zero = f.packets.iter().copied().find(|&i| {
-                    matches!(&t.packets[i].kind, Kind::Tcp(tcp)
-                        if tcp.src == f.key.server && tcp.window == 0 && !tcp.flags.rst)
-                });
-                if let Some(z) = zero {
-                    let probes = f
-                        .packets
-                        .iter()
-                        .filter(|&&i| i > z && matches!(&t.packets[i].kind, Kind::Tcp(tcp) if tcp.src == f.key.client))
-                        .count();
-                    found = (
-                        probes > 0,
-                        format!(
-                            "zero window at {}, {probes} client packet(s) after it",
-                            secs(t.packets[z].at.saturating_sub(ev.origin))
-                        ),
-                    );
-                    if probes > 0 {
-                        break;
-                    }
-                }
-            }
-            found
-        }
-        Expectation::UnansweredArp { host, target } => {
-            let t = trace(ev, host)?;
-            let (asked, answered) = t.packets.iter().fold((0, 0), |(q, a), p| match &p.kind {
-                Kind::Arp(arp) if arp.request && arp.target == *target => (q + 1, a),
-                Kind::Arp(arp) if !arp.request && arp.sender == *target => (q, a + 1),
-                _ => (q, a),
-            });
-            (
-                asked > 0 && answered == 0,
-                format!("{asked} request(s), {answered} reply(ies)"),
-            )
-        }
-        Expectation::Class { program, class } => {
-            let outcome = outcome(ev, program)?;
-            let got = outcome.class();
-            let err = outcome.stderr().last().unwrap_or("").to_string();
-            (
-                got == Some(*class),
-                match got {
-                    Some(c) => format!(
-                        "ended with {c} after {}{}",
-                        secs(outcome.duration),
-                        if err.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {err}")
-                        }
-                    ),
-                    None if !crate::error_class::is_app(
-                        outcome.program.split(' ').next().unwrap_or_default(),
-                    ) =>
-                    {
-                        format!(
-                            "ended with {} after {}; `{}` is not one of tcplab's apps, so its exit code is no class: expect its exit code instead",
-                            outcome.status,
-                            secs(outcome.duration),
-                            outcome.program.split(' ').next().unwrap_or_default()
-                        )
-                    }
-                    None => format!(
-                        "ended with {} after {}",
-                        outcome.status,
-                        secs(outcome.duration)
-                    ),
-                },
-            )
-        }
+        Expectation::Class { program, class } => class_of(outcome(ev, program)?, *class),
     })
+}
+
+/// The SYN schedule of the single flow to `server` on `host`'s capture, from the sender's
+/// sysctls in the evidence and, with `program`, its start.
+fn syn_schedule_of(
+    ev: &Evidence,
+    host: &str,
+    server: SocketAddrV4,
+    sender: &str,
+    app_timeout: Option<Duration>,
+    tolerance: Tolerance,
+    program: Option<&str>,
+) -> Result<(bool, String), String> {
+    let t = trace(ev, host)?;
+    let schedule = &ev
+        .syn_sysctls
+        .iter()
+        .find(|(h, _)| h == sender)
+        .map(|(_, s)| s.schedule(app_timeout))
+        .ok_or_else(|| format!("the SYN sysctls of {sender} are not in the evidence"))?;
+    let start = match program {
+        Some(p) => Some((p, outcome(ev, p)?.started_at)),
+        None => None,
+    };
+    let flows: Vec<&Flow> = t.flows_to(server).filter(|f| !f.syns.is_empty()).collect();
+    Ok(match flows.as_slice() {
+        [flow] => syn_schedule(t, flow, schedule, tolerance, start, ev.origin),
+        [] => (false, format!("no SYN to {server} on {host}")),
+        many => (
+            false,
+            format!(
+                "{} connections to {server} on {host}; expected one",
+                many.len()
+            ),
+        ),
+    })
+}
+
+/// SYNs to `server` went out and nothing answered them: no SYN-ACK, RST or ICMP error.
+fn unanswered(t: &Trace, server: SocketAddrV4) -> (bool, String) {
+    let flows: Vec<&Flow> = t.flows_to(server).collect();
+    let syns: usize = flows.iter().map(|f| f.syns.len()).sum();
+    let answers: usize = flows
+        .iter()
+        .map(|f| {
+            f.syn_acks.len()
+                + f.resets.iter().filter(|(_, s)| *s == Side::Server).count()
+                + f.icmp_errors.len()
+        })
+        .sum();
+    (
+        syns > 0 && answers == 0,
+        format!("{syns} SYN(s), {answers} answer(s)"),
+    )
+}
+
+/// An ICMP error of this type and code quoting a flow to `server`.
+fn icmp_error(t: &Trace, server: SocketAddrV4, icmp_type: u8, code: u8) -> (bool, String) {
+    let seen: Vec<(u8, u8)> = t
+        .flows_to(server)
+        .flat_map(|f| f.icmp_errors.iter())
+        .filter_map(|&i| match &t.packets[i].kind {
+            Kind::Icmp(icmp) => Some((icmp.icmp_type, icmp.code)),
+            _ => None,
+        })
+        .collect();
+    (
+        seen.contains(&(icmp_type, code)),
+        format!("ICMP errors seen (type, code): {seen:?}"),
+    )
+}
+
+/// The server side advertised a zero window and the client kept probing it.
+fn zero_window(t: &Trace, server: SocketAddrV4, origin: Duration) -> (bool, String) {
+    let mut found = (false, "no zero window advertised".to_string());
+    for f in t.flows_to(server) {
+        let zero = f.packets.iter().copied().find(|&i| {
+            matches!(&t.packets[i].kind, Kind::Tcp(tcp)
+                if tcp.src == f.key.server && tcp.window == 0 && !tcp.flags.rst)
+        });
+        if let Some(z) = zero {
+            let probes = f
+                .packets
+                .iter()
+                .filter(|&&i| {
+                    i > z && matches!(&t.packets[i].kind, Kind::Tcp(tcp) if tcp.src == f.key.client)
+                })
+                .count();
+            found = (
+                probes > 0,
+                format!(
+                    "zero window at {}, {probes} client packet(s) after it",
+                    secs(t.packets[z].at.saturating_sub(origin))
+                ),
+            );
+            if probes > 0 {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// ARP asked for `target` and nobody answered.
+fn unanswered_arp(t: &Trace, target: Ipv4Addr) -> (bool, String) {
+    let (asked, answered) = t.packets.iter().fold((0, 0), |(q, a), p| match &p.kind {
+        Kind::Arp(arp) if arp.request && arp.target == target => (q + 1, a),
+        Kind::Arp(arp) if !arp.request && arp.sender == target => (q, a + 1),
+        _ => (q, a),
+    });
+    (
+        asked > 0 && answered == 0,
+        format!("{asked} request(s), {answered} reply(ies)"),
+    )
+}
+
+/// One of tcplab's apps ended with `class` (another program's exit code is no class).
+fn class_of(outcome: &Outcome, class: ErrorClass) -> (bool, String) {
+    let got = outcome.class();
+    let err = outcome.stderr().last().unwrap_or("").to_string();
+    (
+        got == Some(class),
+        match got {
+            Some(c) => format!(
+                "ended with {c} after {}{}",
+                secs(outcome.duration),
+                if err.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {err}")
+                }
+            ),
+            None if !crate::error_class::is_app(
+                outcome.program.split(' ').next().unwrap_or_default(),
+            ) =>
+            {
+                format!(
+                    "ended with {} after {}; `{}` is not one of tcplab's apps, so its exit code is no class: expect its exit code instead",
+                    outcome.status,
+                    secs(outcome.duration),
+                    outcome.program.split(' ').next().unwrap_or_default()
+                )
+            }
+            None => format!(
+                "ended with {} after {}",
+                outcome.status,
+                secs(outcome.duration)
+            ),
+        },
+    )
 }
 
 fn outcome<'a>(ev: &'a Evidence, program: &str) -> Result<&'a Outcome, String> {

@@ -233,19 +233,35 @@ fn check(
     topo: &Resolved,
     topology_for_check: &Topology,
 ) -> Result<Checked, ValidationError> {
-    use crate::spec::resolve_helpers::{at, invalid};
-    let hosts: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
-    let known_hosts = hosts.join(", ");
-    let host = |path: FieldPath, name: &str| -> Result<(), ValidationError> {
-        if hosts.contains(&name) {
+    let time_limit = check_sizes(raw)?;
+    let sysctls = check_sysctls(raw, topo)?;
+    let programs = check_steps(raw, topo, topology_for_check)?;
+    let expectations = check_expectations(raw, topo, &programs)?;
+    Ok(Checked {
+        time_limit,
+        sysctls,
+        expectations,
+    })
+}
+
+/// Fails unless `name` is a host of the lab, naming the hosts there are.
+fn host_checker(topo: &Resolved) -> impl Fn(FieldPath, &str) -> Result<(), ValidationError> + '_ {
+    move |path, name| {
+        if topo.hosts.iter().any(|h| h.name == name) {
             Ok(())
         } else {
-            Err(invalid(
+            let known: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
+            Err(crate::spec::resolve_helpers::invalid(
                 path,
-                format!("no host named `{name}` (hosts: {known_hosts})"),
+                format!("no host named `{name}` (hosts: {})", known.join(", ")),
             ))
         }
-    };
+    }
+}
+
+/// The time limit, and the sizes of the file's lists.
+fn check_sizes(raw: &ScenarioFile) -> Result<Duration, ValidationError> {
+    use crate::spec::resolve_helpers::{at, invalid};
     let time_limit =
         bounds::positive_seconds(raw.time_limit).map_err(|m| invalid(at("time_limit"), m))?;
     for (key, len, what) in [
@@ -259,6 +275,16 @@ fn check(
     ] {
         bounds::count(len, bounds::MAX_ENTRIES, what).map_err(|m| invalid(at(key), m))?;
     }
+    Ok(time_limit)
+}
+
+/// The sysctls per host, as (host, key, value).
+fn check_sysctls(
+    raw: &ScenarioFile,
+    topo: &Resolved,
+) -> Result<Vec<(String, String, String)>, ValidationError> {
+    use crate::spec::resolve_helpers::{at, invalid};
+    let host = host_checker(topo);
     let mut sysctls = Vec::new();
     for (h, keys) in &raw.sysctls {
         host(at("sysctls").name(h), h)?;
@@ -270,7 +296,24 @@ fn check(
             sysctls.push((h.clone(), key.clone(), value));
         }
     }
+    Ok(sysctls)
+}
 
+/// The programs the steps start or run: their names, and (host, name) in order.
+struct Programs {
+    names: HashSet<String>,
+    on: Vec<(String, String)>,
+}
+
+/// Each step on its own and in its order: hosts, programs, groups and rules it names.
+fn check_steps(
+    raw: &ScenarioFile,
+    topo: &Resolved,
+    topology_for_check: &Topology,
+) -> Result<Programs, ValidationError> {
+    use crate::spec::resolve_helpers::{at, invalid};
+    let hosts: Vec<&str> = topo.hosts.iter().map(|h| h.name.as_str()).collect();
+    let host = host_checker(topo);
     // Names of programs as the steps define them, in order, and where each one stands.
     let mut states: HashMap<String, State> = HashMap::new();
     let mut programs: HashSet<String> = HashSet::new();
@@ -436,7 +479,21 @@ fn check(
             }
         }
     }
+    Ok(Programs {
+        names: programs,
+        on: programs_on,
+    })
+}
 
+/// Each expectation, turned into one the evidence is checked against.
+fn check_expectations(
+    raw: &ScenarioFile,
+    topo: &Resolved,
+    programs: &Programs,
+) -> Result<Vec<Expectation>, ValidationError> {
+    use crate::spec::resolve_helpers::{at, invalid};
+    let host = host_checker(topo);
+    let (programs_on, programs) = (&programs.on, &programs.names);
     let server = |path: FieldPath, text: &str| -> Result<SocketAddrV4, ValidationError> {
         let (h, port) = text.rsplit_once(':').ok_or_else(|| {
             invalid(
@@ -649,11 +706,7 @@ fn check(
             },
         });
     }
-    Ok(Checked {
-        time_limit,
-        sysctls,
-        expectations,
-    })
+    Ok(expectations)
 }
 
 #[cfg(test)]
