@@ -358,27 +358,7 @@ impl Runner<'_> {
                 target,
                 name,
                 count,
-            } => {
-                let address = match self
-                    .scenario
-                    .resolved
-                    .hosts
-                    .iter()
-                    .find(|h| &h.name == target)
-                {
-                    Some(h) => h.address.to_string(),
-                    None => target.clone(),
-                };
-                let argv: Vec<String> = ["ping", "-c", &count.to_string(), "-W", "2", &address]
-                    .map(String::from)
-                    .to_vec();
-                let outcome = self
-                    .spawn(host, &argv)?
-                    .wait(self.left()?)
-                    .map_err(|e| e.to_string())?;
-                self.outcomes
-                    .push((name.clone().unwrap_or_else(|| "ping".into()), outcome));
-            }
+            } => self.ping(host, target, name.as_deref(), *count)?,
             Step::WaitFor { name, line } => {
                 let p = self
                     .running
@@ -412,27 +392,65 @@ impl Runner<'_> {
                 group,
                 ingress,
                 egress,
-            } => {
-                let g = self
-                    .topology
-                    .security_groups
-                    .iter_mut()
-                    .find(|g| &g.name == group)
-                    .ok_or(format!("no security group named {group}"))?;
-                if let Some(rules) = ingress {
-                    g.ingress = rules.clone();
-                }
-                if let Some(rules) = egress {
-                    g.egress = Some(rules.clone());
-                }
-                self.apply_rules()?;
-            }
+            } => self.change_group(group, ingress.as_ref(), egress.as_ref())?,
             Step::Firewall { rules } => {
                 self.topology.firewalls = rules.clone();
                 self.apply_rules()?;
             }
         }
         Ok(())
+    }
+
+    /// Pings `target` (a host's name or an address) from `host`, as a program named `name`.
+    fn ping(
+        &mut self,
+        host: &str,
+        target: &str,
+        name: Option<&str>,
+        count: impl std::fmt::Display,
+    ) -> Result<(), String> {
+        let address = match self
+            .scenario
+            .resolved
+            .hosts
+            .iter()
+            .find(|h| h.name == target)
+        {
+            Some(h) => h.address.to_string(),
+            None => target.to_string(),
+        };
+        let argv: Vec<String> = ["ping", "-c", &count.to_string(), "-W", "2", &address]
+            .map(String::from)
+            .to_vec();
+        let outcome = self
+            .spawn(host, &argv)?
+            .wait(self.left()?)
+            .map_err(|e| e.to_string())?;
+        self.outcomes
+            .push((name.unwrap_or("ping").to_string(), outcome));
+        Ok(())
+    }
+
+    /// Replaces a security group's rules (those given) and loads the new ruleset.
+    fn change_group(
+        &mut self,
+        group: &str,
+        ingress: Option<&Vec<crate::spec::SgRule>>,
+        egress: Option<&Vec<crate::spec::SgRule>>,
+    ) -> Result<(), String> {
+        let g = self
+            .topology
+            .security_groups
+            .iter_mut()
+            .find(|g| g.name == group)
+            .ok_or(format!("no security group named {group}"))?;
+        if let Some(rules) = ingress {
+            g.ingress = rules.clone();
+        }
+        if let Some(rules) = egress {
+            g.egress = Some(rules.clone());
+        }
+        self.apply_rules()
     }
 
     fn apply_rules(&self) -> Result<(), String> {
