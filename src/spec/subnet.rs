@@ -41,6 +41,12 @@ pub fn check_subnet(subnet: Ipv4Net, hosts: usize) -> Result<(), String> {
             "{subnet} is {why}: use a subnet inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10, e.g. 10.0.0.0/24"
         ));
     }
+    if subnet != net {
+        // As AWS refuses such a CIDR: the address part is meant to be the network's.
+        return Err(format!(
+            "{subnet} has host bits set: write the network, {net}"
+        ));
+    }
     if net.prefix_len() > 30 {
         return Err(format!(
             "/{} leaves no room for hosts: use /30 or wider, e.g. 10.0.0.0/24",
@@ -106,5 +112,13 @@ mod tests {
         let e = err("10.0.0.0/30", 3);
         assert!(e.contains("holds 2 hosts, and there are 3"), "{e}");
         assert!(check_subnet("10.0.0.0/30".parse().unwrap(), 2).is_ok());
+    }
+
+    #[test]
+    fn host_bits_are_refused() {
+        assert_eq!(
+            err("10.0.0.5/24", 2),
+            "10.0.0.5/24 has host bits set: write the network, 10.0.0.0/24"
+        );
     }
 }
