@@ -128,14 +128,16 @@ fn send(batch: &nftnl::FinalizedBatch) -> std::io::Result<()> {
     let socket = mnl::Socket::new(mnl::Bus::Netfilter)?;
     // Every message of the batch is acknowledged; with a hundred hosts the acks overflow the
     // default receive buffer (ENOBUFS) before they are read.
-    set_buffer(&socket, libc::SO_RCVBUFFORCE, 16 << 20)?;
-    // And the batch goes as one datagram, which must fit the send buffer.
-    let size: usize = batch.iter().map(|page| page.len()).sum();
-    set_buffer(
-        &socket,
-        libc::SO_SNDBUFFORCE,
-        (size + MIN_PAGE_BYTES) as libc::c_int,
-    )?;
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        // SAFETY: the socket outlives this borrow of its descriptor.
+        let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+        setsockopt(&fd, sockopt::RcvBufForce, &(16 << 20))?;
+        // And the batch goes as one datagram, which must fit the send buffer.
+        let size: usize = batch.iter().map(|page| page.len()).sum();
+        setsockopt(&fd, sockopt::SndBufForce, &(size + MIN_PAGE_BYTES))?;
+    }
     socket.send_all(batch)?;
     let portid = socket.portid();
     let mut buffer = vec![0; nftnl::nft_nlmsg_maxsize() as usize];
@@ -148,29 +150,6 @@ fn send(batch: &nftnl::FinalizedBatch) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn set_buffer(
-    socket: &mnl::Socket,
-    option: libc::c_int,
-    bytes: libc::c_int,
-) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket fd and a c_int option value of the stated size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 fn cstring(s: &str) -> CString {

@@ -20,7 +20,6 @@
 //! active, so when the request returns the queue is active too.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 
 use rtnetlink::LinkUnspec;
 use rtnetlink::sys::AsyncSocket;
@@ -46,7 +45,7 @@ const RTNLGRP_LINK: u32 = 1;
 
 /// Link notifications of a namespace arrive in bursts (a 500-host fabric sends thousands);
 /// the buffer holds them until read. An overrun is survived anyway, by reading the state anew.
-const MONITOR_BUFFER: libc::c_int = 8 << 20;
+const MONITOR_BUFFER: usize = 8 << 20;
 
 /// A link to wait for, by index in the namespace of the worker that waits.
 #[derive(Debug, Clone)]
@@ -117,7 +116,12 @@ pub(crate) fn wait_links(
     socket
         .add_membership(RTNLGRP_LINK)
         .map_err(io("subscribe to link notifications"))?;
-    set_receive_buffer(socket.as_raw_fd()).map_err(io("size the netlink socket"))?;
+    nix::sys::socket::setsockopt(
+        socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &MONITOR_BUFFER,
+    )
+    .map_err(|e| io("size the netlink socket")(e.into()))?;
     let task = state.runtime.spawn(connection);
     let barrier_index = links.first().map(|w| w.index);
     let mut pending: BTreeMap<u32, (Watched, Missing)> = links
@@ -216,24 +220,6 @@ fn not_ready(
         whose: whose.to_string(),
         within,
         links,
-    }
-}
-
-fn set_receive_buffer(fd: std::os::fd::RawFd) -> std::io::Result<()> {
-    // SAFETY: a valid socket fd and a c_int option value of the stated size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&MONITOR_BUFFER as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
