@@ -36,6 +36,7 @@ fn usage_errors_exit_2() {
             "{}",
             o.transcript()
         );
+        assert_eq!(o.stderr().count(), 1, "one line:\n{}", o.transcript());
     }
 }
 
@@ -256,4 +257,45 @@ fn check_reports_every_feature() {
             o.transcript()
         );
     }
+}
+
+#[test]
+fn a_full_disk_on_stdout_is_one_line_not_a_panic() {
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tcplab"))
+        .arg("scenarios")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().collect::<Vec<_>>(),
+        ["error: cannot write to standard output: No space left on device (os error 28)"]
+    );
+}
+
+#[test]
+fn a_pipe_closed_early_ends_tcplab_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcplab"))
+        .arg("scenarios")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before reading anything, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "{stderr} {:?}",
+        out.status.signal()
+    );
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
 }

@@ -66,12 +66,12 @@ pub fn list() -> Result<u8, CliError> {
     // A bad file is one line among the others: the rest of the catalog still shows.
     for file in names(&dir) {
         match Scenario::from_file(&file) {
-            Ok(s) => anstream::println!(
+            Ok(s) => println!(
                 "{bold}{:<28}{bold:#} {}",
                 escape::line(&s.name),
                 escape::line(&s.description)
             ),
-            Err(e) => anstream::println!(
+            Err(e) => println!(
                 "{:<28} (invalid: {})",
                 escape::line(&file.display().to_string()),
                 escape::line(&e.to_string())

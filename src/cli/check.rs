@@ -13,10 +13,10 @@ pub fn check() -> Result<u8, CliError> {
         .bold();
     let mut failed = 0;
     let mut report = |what: &str, result: Result<String, String>| match result {
-        Ok(detail) => anstream::println!("{green}ok  {green:#} {what}{detail}"),
+        Ok(detail) => println!("{green}ok  {green:#} {what}{detail}"),
         Err(e) => {
             failed += 1;
-            anstream::println!("{red}FAIL{red:#} {what}: {e}");
+            println!("{red}FAIL{red:#} {what}: {e}");
         }
     };
     let privileged = check_privileges().map_err(|e| e.to_string());
@@ -86,7 +86,7 @@ pub fn check() -> Result<u8, CliError> {
                 &format!("tool `{tool}`"),
                 Err("not installed (Debian: iputils-ping)".into()),
             ),
-            (false, false) => anstream::println!(
+            (false, false) => println!(
                 "--   tool `{tool}` not installed (optional, for following the article by hand)"
             ),
         }

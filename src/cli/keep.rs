@@ -93,28 +93,24 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
         let _ = state.remove(name);
         return Err(CliError::setup(e.to_string()));
     }
-    anstream::println!(
+    println!(
         "lab `{name}` is up: {} hosts on {}",
         kept.hosts.len(),
         kept.subnet
     );
     for h in &kept.hosts {
-        anstream::println!(
+        println!(
             "  {:<12} {:<15} ip netns exec {}",
-            h.name,
-            h.address,
-            h.netns
+            h.name, h.address, h.netns
         );
     }
-    anstream::println!(
+    println!(
         "  {:<12} {:<15} ip netns exec {} (the bridge, br0, and the security groups)",
-        "fabric",
-        "",
-        kept.fabric.netns
+        "fabric", "", kept.fabric.netns
     );
     let first = &kept.hosts[0].name;
-    anstream::println!("try:  tcplab exec {name} {first} -- ip -br addr");
-    anstream::println!("stop: tcplab down {name}");
+    println!("try:  tcplab exec {name} {first} -- ip -br addr");
+    println!("stop: tcplab down {name}");
     Ok(0)
 }
 
@@ -230,7 +226,7 @@ pub fn ls() -> Result<u8, CliError> {
                 }
             }
         };
-        anstream::println!("{line}");
+        println!("{line}");
         shown_any = true;
     }
     // Pins of a lab whose record is gone: shown only when they have tcplab's shape.
@@ -243,7 +239,7 @@ pub fn ls() -> Result<u8, CliError> {
                     .and_then(fabric_hosts)
                     .is_some()
             {
-                anstream::println!(
+                println!(
                     "{name:<12} half-made: pinned with no record (clear it with `tcplab down {name}`)"
                 );
                 shown_any = true;
@@ -251,7 +247,7 @@ pub fn ls() -> Result<u8, CliError> {
         }
     }
     if !shown_any {
-        anstream::println!("no lab is up (start one with `tcplab up TOPOLOGY`)");
+        println!("no lab is up (start one with `tcplab up TOPOLOGY`)");
     }
     Ok(0)
 }
@@ -280,7 +276,7 @@ pub fn down(name: Option<&str>, all: bool) -> Result<u8, CliError> {
             .map(|s| s.names())
             .unwrap_or_default();
         if names.is_empty() {
-            anstream::println!("no lab is up");
+            println!("no lab is up");
         }
         names
     } else {
@@ -339,7 +335,7 @@ fn down_one(name: &str) -> Result<(), CliError> {
         Record::None => " (it had no record)".to_string(),
         Record::Valid(_) => String::new(),
     };
-    anstream::println!("lab `{name}` is down{how}");
+    println!("lab `{name}` is down{how}");
     if cleared.left.is_empty() {
         Ok(())
     } else {

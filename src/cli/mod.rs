@@ -1,5 +1,20 @@
 //! The `tcplab` command line: each command in its own file, all of them thin over the library.
 
+// Standard output may be a pipe closed early (`tcplab run X --json | head`) or a full disk:
+// std's `println!` panics then. Every command prints through these instead (they shadow the
+// prelude's in this module and below): a closed pipe ends tcplab quietly, as it ends `cat`;
+// any other failure is one line on stderr and exit 2.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod catalog;
 mod check;
 mod keep;
@@ -11,6 +26,61 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Writes to standard output through anstream (colours only on a terminal); see the
+/// `println!` of this module for what a failure does.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = anstream::stdout();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // 128 + SIGPIPE, as a shell reports a program a closed pipe ended.
+            std::process::exit(141);
+        }
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// Help and version as clap prints them; a usage mistake as one line that says where the
+/// rest of the help is (clap's own is several lines long).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let rendered = e.render().to_string();
+    // The message is its first paragraph (a list of missing arguments follows a colon).
+    let first = rendered
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = if first.is_empty() {
+        "error: invalid arguments".to_string()
+    } else {
+        first
+    };
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| format!("; usage: {u}"))
+        .unwrap_or_default();
+    let _ = std::io::Write::write_fmt(
+        &mut anstream::stderr(),
+        format_args!("{first}{usage} (more: tcplab --help)\n"),
+    );
+    ExitCode::from(2)
+}
 
 /// A command's failure: one line for the user, and the exit code.
 #[derive(Debug)]
@@ -108,7 +178,10 @@ pub enum Command {
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         Command::Run {
             scenario,
@@ -130,7 +203,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            anstream::eprintln!("error: {}", crate::escape::line(&e.message));
+            // Nothing more can be said if stderr cannot be written either.
+            let _ = std::io::Write::write_fmt(
+                &mut anstream::stderr(),
+                format_args!("error: {}\n", crate::escape::line(&e.message)),
+            );
             ExitCode::from(e.code)
         }
     }

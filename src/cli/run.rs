@@ -100,20 +100,20 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8
     if json {
         println!("{}", report.json());
     } else {
-        anstream::print!("\n{}", for_terminal(report).styled());
+        print!("\n{}", for_terminal(report).styled());
         if let Some(signal) = signal {
-            anstream::println!(
+            println!(
                 "interrupted by {}: the report and the pcaps cover the run until then",
                 signal_name(signal)
             );
         }
         if kept {
-            anstream::println!(
+            println!(
                 "pcaps: {}",
                 escape::line(&output.path.display().to_string())
             );
         } else {
-            anstream::println!(
+            println!(
                 "pcaps: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
             );
         }
@@ -203,7 +203,7 @@ fn live_view(scenario: &Scenario, rx: mpsc::Receiver<Event>) {
         // Steps quote the file (commands, lines waited for): no raw control characters.
         let line = escape::line(&line);
         if bar.is_hidden() {
-            anstream::println!("{line}");
+            println!("{line}");
         } else {
             bar.println(line);
         }
