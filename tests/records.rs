@@ -222,12 +222,72 @@ fn a_pin_replaced_by_another_namespace_is_neither_entered_nor_removed() {
     assert_eq!(down.status.code(), Some(2), "{}", down.transcript());
     let line = one_error_line(&down);
     assert!(line.contains("left alone") && line.contains(&pin), "{line}");
+    assert!(
+        line.contains("ip netns del"),
+        "says how to clear it: {line}"
+    );
     assert_eq!(
         pins_of(&name.0),
         vec![pin.clone()],
         "only the stranger stays"
     );
+    // The name is not lost: the lab is still listed, and clears once the stranger is gone.
+    let ls = tcplab(&["ls"]);
+    assert!(
+        ls.stdout().any(|l| l.contains(&name.0)),
+        "{}",
+        ls.transcript()
+    );
     ip(&["netns", "delete", &pin]);
+    let down = tcplab(&["down", &name.0]);
+    assert_eq!(down.status.code(), Some(0), "{}", down.transcript());
+    assert_eq!(
+        up(&name.0).status.code(),
+        Some(0),
+        "the name can be used again"
+    );
+    assert_eq!(tcplab(&["down", &name.0]).status.code(), Some(0));
+}
+
+#[test]
+fn host_pins_left_without_their_fabric_are_named_and_the_name_comes_back() {
+    if !privileged() {
+        return;
+    }
+    let name = Name::new("nofab");
+    assert_eq!(up(&name.0).status.code(), Some(0));
+    let ip = |args: &[&str]| {
+        let s = Command::new("ip").args(args).status().unwrap();
+        assert!(s.success(), "ip {args:?}");
+    };
+    // A careless user: the fabric's pin deleted by hand, then the record.
+    ip(&["netns", "delete", &format!("{}-fabric", name.0)]);
+    std::fs::remove_file(record(&name.0)).unwrap();
+    let down = tcplab(&["down", &name.0]);
+    assert_eq!(down.status.code(), Some(2), "{}", down.transcript());
+    let line = one_error_line(&down);
+    let server = format!("{}-server", name.0);
+    assert!(
+        line.contains(&server) && line.contains("ip netns del"),
+        "{line}"
+    );
+    let again = tcplab(&[
+        "up",
+        &fixture("topologies/article.toml").display().to_string(),
+        "--name",
+        &name.0,
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", again.transcript());
+    assert!(one_error_line(&again).contains("ip netns del"));
+    for pin in pins_of(&name.0) {
+        ip(&["netns", "delete", &pin]);
+    }
+    assert_eq!(
+        up(&name.0).status.code(),
+        Some(0),
+        "the name can be used again"
+    );
+    assert_eq!(tcplab(&["down", &name.0]).status.code(), Some(0));
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
             .collect();
         if !clash.is_empty() {
             return Err(CliError::setup(format!(
-                "namespaces {} already exist and tcplab has no record of them: pick another --name (if a `tcplab up` was killed, `tcplab down {name}` clears what it can prove is tcplab's)",
+                "namespaces {} already exist and tcplab has no record of them: pick another --name, or clear them: `tcplab down {name}` removes those it can prove are tcplab's (left by a killed `tcplab up`), and `ip netns del NAME` any other",
                 clash.join(", ")
             )));
         }
@@ -316,17 +316,23 @@ fn down_one(name: &str) -> Result<(), CliError> {
         (Record::Valid(kept), Some(netns)) => clear_recorded(netns, kept),
         (Record::Damaged(_) | Record::None, Some(netns)) => clear_by_shape(netns, name),
     };
+    if !cleared.left.is_empty() {
+        // The record stays (when there is one): `ls` goes on showing the lab, and the name is
+        // not given out again while namespaces under it remain.
+        let removed = match cleared.removed.is_empty() {
+            true => String::new(),
+            false => format!("removed {}; ", cleared.removed.join(", ")),
+        };
+        return Err(CliError::setup(format!(
+            "lab `{name}` is not down: {removed}left alone what tcplab cannot prove is its own: {}. If those are leftovers, remove them with `ip netns del NAME`, then run `tcplab down {name}` again",
+            cleared.left.join("; ")
+        )));
+    }
     if matches!(record, Record::None) && cleared.removed.is_empty() {
         // A record a killed `up` never finished writing (`NAME.json.tmp`) goes too.
         let _ = state.remove(name);
         state.remove_lock(name, &lock);
-        return Err(match cleared.left.is_empty() {
-            true => not_up(name),
-            false => CliError::setup(format!(
-                "no lab named `{name}` is up, and tcplab left alone what it cannot prove is its own: {}",
-                cleared.left.join("; ")
-            )),
-        });
+        return Err(not_up(name));
     }
     state.remove(name)?;
     state.remove_lock(name, &lock);
@@ -336,14 +342,7 @@ fn down_one(name: &str) -> Result<(), CliError> {
         Record::Valid(_) => String::new(),
     };
     println!("lab `{name}` is down{how}");
-    if cleared.left.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::setup(format!(
-            "lab `{name}`: left alone what tcplab cannot prove is its own: {}",
-            cleared.left.join("; ")
-        )))
-    }
+    Ok(())
 }
 
 /// Removes the pins a valid record names, each only if it is the namespace recorded.
@@ -376,6 +375,20 @@ fn clear_recorded(netns: &NetnsDir, kept: &Kept) -> Cleared {
     cleared
 }
 
+/// The pins in /run/netns named `NAME-...`, for messages only (nothing is opened).
+fn pins_named_after(name: &str) -> Vec<String> {
+    let prefix = format!("{name}-");
+    let mut pins: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    pins.sort();
+    pins
+}
+
 /// Removes the pins of a lab with no usable record, only if they have tcplab's shape.
 fn clear_by_shape(netns: &NetnsDir, name: &str) -> Cleared {
     let mut cleared = Cleared::default();
@@ -383,7 +396,16 @@ fn clear_by_shape(netns: &NetnsDir, name: &str) -> Cleared {
     let fabric_path = format!("{NETNS_RUN_DIR}/{fabric_name}");
     let fabric = netns.inspect(&fabric_name);
     let hosts = match &fabric {
-        Pin::Missing => return cleared,
+        Pin::Missing => {
+            // Without its fabric nothing proves a host pin is tcplab's: name them, at least.
+            cleared.left = pins_named_after(name)
+                .into_iter()
+                .map(|p| {
+                    format!("{NETNS_RUN_DIR}/{p} (no {fabric_name} left to prove it is tcplab's)")
+                })
+                .collect();
+            return cleared;
+        }
         Pin::Netns { fd, .. } => match interfaces(fd) {
             Ok(ifaces) => match fabric_hosts(&ifaces) {
                 Some(hosts) => hosts,
