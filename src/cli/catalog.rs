@@ -63,7 +63,9 @@ pub fn list() -> Result<u8, CliError> {
         CliError::setup("the scenario catalog was not found (set TCPLAB_CATALOG to its folder)")
     })?;
     let bold = anstyle::Style::new().bold();
-    // A bad file is one line among the others: the rest of the catalog still shows.
+    // A bad file is one line among the others: the rest of the catalog still shows, and the
+    // exit code (1) tells a script that something is wrong.
+    let mut invalid = false;
     for file in names(&dir) {
         match Scenario::from_file(&file) {
             Ok(s) => println!(
@@ -71,12 +73,15 @@ pub fn list() -> Result<u8, CliError> {
                 escape::line(&s.name),
                 escape::line(&s.description)
             ),
-            Err(e) => println!(
-                "{:<28} (invalid: {})",
-                escape::line(&file.display().to_string()),
-                escape::line(&e.to_string())
-            ),
+            Err(e) => {
+                invalid = true;
+                println!(
+                    "{:<28} (invalid: {})",
+                    escape::line(&file.display().to_string()),
+                    escape::line(&e.to_string())
+                )
+            }
         }
     }
-    Ok(0)
+    Ok(u8::from(invalid))
 }
