@@ -173,7 +173,12 @@ fn a_bad_catalog_file_is_listed_as_an_error_among_the_others() {
     .unwrap();
     nix::unistd::mkfifo(&dir.path().join("fifo.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let o = tcplab(&["scenarios"], Some(dir.path()));
-    assert_eq!(o.status.code(), Some(1), "invalid files are an error: {}", o.transcript());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "invalid files are an error: {}",
+        o.transcript()
+    );
     assert_eq!(o.stderr().count(), 0, "{}", o.transcript());
     let out: Vec<&str> = o.stdout().collect();
     assert_eq!(out.len(), 5, "{}", o.transcript());

@@ -299,6 +299,59 @@ fn check_sysctls(
     Ok(sysctls)
 }
 
+/// A SYN schedule's tolerance as the file gives it, checked; the default without one.
+fn tolerance_of(
+    t: Option<&model::ToleranceSpec>,
+    path: FieldPath,
+) -> Result<Tolerance, ValidationError> {
+    use crate::spec::resolve_helpers::invalid;
+    let Some(t) = t else {
+        return Ok(Tolerance::default());
+    };
+    let absolute = bounds::fraction_or_seconds(
+        t.absolute,
+        bounds::MAX_TOLERANCE_ABSOLUTE,
+        "an absolute tolerance in seconds",
+    )
+    .map_err(|m| invalid(path.key("absolute"), m))?;
+    let relative = bounds::fraction_or_seconds(
+        t.relative,
+        bounds::MAX_TOLERANCE_RELATIVE,
+        "a relative tolerance",
+    )
+    .map_err(|m| invalid(path.key("relative"), m))?;
+    Ok(Tolerance {
+        absolute: Duration::from_secs_f64(absolute),
+        relative,
+    })
+}
+
+/// The program whose connection a SYN schedule times, when the file does not name it: the
+/// one program `sender` starts or runs (none: no start to check; several: name it).
+fn connecting_program(
+    programs_on: &[(String, String)],
+    sender: &str,
+    path: FieldPath,
+) -> Result<Option<String>, ValidationError> {
+    let on: Vec<&str> = programs_on
+        .iter()
+        .filter(|(h, _)| h == sender)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    match on.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_string())),
+        many => Err(crate::spec::resolve_helpers::invalid(
+            path,
+            format!(
+                "{sender} runs several programs ({}): name the one that connects, e.g. program = \"{}\"",
+                many.join(", "),
+                many[0]
+            ),
+        )),
+    }
+}
+
 /// The programs the steps start or run: their names, and (host, name) in order.
 struct Programs {
     names: HashSet<String>,
@@ -589,51 +642,10 @@ fn check_expectations(
                     .map(bounds::positive_seconds)
                     .transpose()
                     .map_err(|m| invalid(path.key("app_timeout"), m))?;
-                let tolerance = match tolerance {
-                    None => Tolerance::default(),
-                    Some(t) => {
-                        let tpath = path.key("tolerance");
-                        let absolute = bounds::fraction_or_seconds(
-                            t.absolute,
-                            bounds::MAX_TOLERANCE_ABSOLUTE,
-                            "an absolute tolerance in seconds",
-                        )
-                        .map_err(|m| invalid(tpath.key("absolute"), m))?;
-                        let relative = bounds::fraction_or_seconds(
-                            t.relative,
-                            bounds::MAX_TOLERANCE_RELATIVE,
-                            "a relative tolerance",
-                        )
-                        .map_err(|m| invalid(tpath.key("relative"), m))?;
-                        Tolerance {
-                            absolute: Duration::from_secs_f64(absolute),
-                            relative,
-                        }
-                    }
-                };
+                let tolerance = tolerance_of(tolerance.as_ref(), path.key("tolerance"))?;
                 let connecting = match connecting {
                     Some(p) => Some(program(path.key("program"), p)?),
-                    None => {
-                        let on: Vec<&str> = programs_on
-                            .iter()
-                            .filter(|(h, _)| h == sender)
-                            .map(|(_, n)| n.as_str())
-                            .collect();
-                        match on.as_slice() {
-                            [] => None,
-                            [one] => Some(one.to_string()),
-                            many => {
-                                return Err(invalid(
-                                    path.key("program"),
-                                    format!(
-                                        "{sender} runs several programs ({}): name the one that connects, e.g. program = \"{}\"",
-                                        many.join(", "),
-                                        many[0]
-                                    ),
-                                ));
-                            }
-                        }
-                    }
+                    None => connecting_program(programs_on, sender, path.key("program"))?,
                 };
                 Expectation::SynSchedule {
                     program: connecting,
