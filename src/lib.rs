@@ -3,7 +3,6 @@
 
 pub mod apps;
 pub mod capture;
-pub mod cli;
 pub mod contain;
 pub mod error_class;
 pub mod escape;

@@ -22,7 +22,10 @@ const ETH0_INDEX: u32 = 2;
 const FIRST_PORT_INDEX: u32 = 10;
 
 fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
-    move |source| LabError::Netlink { what, source }
+    move |source| LabError::Netlink {
+        what,
+        source: Box::new(source),
+    }
 }
 
 fn write_sysctls(pairs: &[(&str, &str)]) -> Result<(), LabError> {

@@ -39,11 +39,16 @@ pub enum LabError {
     },
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    /// A netlink request to the kernel failed (making links, addresses, routes, reading link
+    /// states). The source is the netlink library's error, boxed so that this type does not
+    /// tie callers to that library's version.
     #[error("cannot {what}: {source}")]
     Netlink {
+        /// What was being done.
         what: String,
+        /// The kernel's or the netlink library's error.
         #[source]
-        source: rtnetlink::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("cannot {what}: {source}")]
     Io {

@@ -128,9 +128,9 @@ pub(crate) fn wait_links(
         .into_iter()
         .map(|w| (w.index, (w, Missing(vec!["reported by the kernel"]))))
         .collect();
-    let netlink = |source| LabError::Netlink {
+    let netlink = |source: rtnetlink::Error| LabError::Netlink {
         what: format!("read the links of {whose}"),
-        source,
+        source: Box::new(source),
     };
     let result = state.runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + within;

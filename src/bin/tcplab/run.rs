@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CliError, catalog};
-use crate::escape;
-use crate::output::OutDir;
-use crate::report::Report;
-use crate::scenario::{Event, Interrupt, RunOptions, Scenario, signal_name};
+use crate::{CliError, catalog};
+use tcplab::escape;
+use tcplab::output::OutDir;
+use tcplab::report::Report;
+use tcplab::scenario::{Event, Interrupt, RunOptions, Scenario, signal_name};
 
 /// How long the programs of an interrupted run get to end on SIGINT before they are killed.
 const GRACE: Duration = Duration::from_secs(2);
@@ -60,7 +60,7 @@ impl Output {
 pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8, CliError> {
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
-    crate::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
+    tcplab::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
     let interrupt = Interrupt::new();
     let output = Output::new(out, &scenario.name)?;
     if let Err(e) = watch_signals(interrupt.clone(), output.path.clone()) {
@@ -76,7 +76,7 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8
     };
     let worker = {
         let scenario = scenario.clone();
-        std::thread::spawn(move || crate::scenario::run(&scenario, options))
+        std::thread::spawn(move || tcplab::scenario::run(&scenario, options))
     };
     if !json {
         live_view(&scenario, rx);

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::CliError;
-use crate::escape;
-use crate::scenario::Scenario;
+use crate::CliError;
+use tcplab::escape;
+use tcplab::scenario::Scenario;
 
 /// The catalog's folder: $TCPLAB_CATALOG, ./fixtures/scenarios, or the source tree's.
 pub fn dir() -> Option<PathBuf> {

@@ -11,8 +11,8 @@ use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::{Mode, fstat, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
-use super::CliError;
-use crate::netns::NETNS_RUN_DIR;
+use crate::CliError;
+use tcplab::netns::NETNS_RUN_DIR;
 
 /// `ioctl(NS_GET_NSTYPE)`: which kind of namespace an nsfs file is.
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
@@ -229,8 +229,8 @@ pub fn fabric_hosts(interfaces: &[(String, String)]) -> Option<Vec<String>> {
     for (name, driver) in interfaces {
         match (name.as_str(), driver.as_str()) {
             ("lo", _) => {}
-            (crate::spec::BRIDGE, "bridge") => bridge = true,
-            (host, "veth") if super::record::is_host_name(host) => hosts.push(host.to_string()),
+            (tcplab::spec::BRIDGE, "bridge") => bridge = true,
+            (host, "veth") if crate::record::is_host_name(host) => hosts.push(host.to_string()),
             _ => return None,
         }
     }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use super::CliError;
-use crate::lab::{Lab, check_privileges};
-use crate::spec::{Action, FirewallRule, HostSpec, Protocol, SecurityGroup, SgRule, Topology};
+use crate::CliError;
+use tcplab::lab::{Lab, check_privileges};
+use tcplab::spec::{Action, FirewallRule, HostSpec, Protocol, SecurityGroup, SgRule, Topology};
 
 pub fn check() -> Result<u8, CliError> {
     let green = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into()));

@@ -12,12 +12,12 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use super::CliError;
-use super::pins::{NetnsDir, Pin, fabric_hosts, interfaces, is_host};
-use super::record::{Kept, KeptHost, KeptNs, Record, STATE_DIR, StateDir, check_name, shown};
-use crate::lab::Lab;
-use crate::netns::NETNS_RUN_DIR;
-use crate::spec::Topology;
+use crate::CliError;
+use crate::pins::{NetnsDir, Pin, fabric_hosts, interfaces, is_host};
+use crate::record::{Kept, KeptHost, KeptNs, Record, STATE_DIR, StateDir, check_name, shown};
+use tcplab::lab::Lab;
+use tcplab::netns::NETNS_RUN_DIR;
+use tcplab::spec::Topology;
 
 fn not_up(name: &str) -> CliError {
     CliError::setup(format!("no lab named `{name}` is up (see `tcplab ls`)"))
@@ -169,7 +169,7 @@ pub fn exec(name: &str, host: &str, command: &[String]) -> Result<u8, CliError> 
         .map_err(|e| CliError::setup(format!("cannot enter {path}: {e} (run as root)")))?;
     // As `ip netns exec` does: the command sees the host's interfaces in /sys.
     // SAFETY: raw system calls only; this thread execs the command next.
-    unsafe { crate::contain::private_mounts(None) }.map_err(|f| {
+    unsafe { tcplab::contain::private_mounts(None) }.map_err(|f| {
         let e = std::io::Error::from(f);
         CliError::setup(format!(
             "cannot mount /sys for {}: {} failed: {e}",
@@ -261,7 +261,7 @@ fn unrecorded_fabrics(recorded: &[String]) -> Vec<String> {
         .filter_map(|e| {
             let file = e.file_name().into_string().ok()?;
             let name = file.strip_suffix("-fabric")?;
-            (super::record::is_lab_name(name) && !recorded.iter().any(|r| r == name))
+            (crate::record::is_lab_name(name) && !recorded.iter().any(|r| r == name))
                 .then(|| name.to_string())
         })
         .collect();

@@ -1,4 +1,6 @@
-//! The `tcplab` command line: each command in its own file, all of them thin over the library.
+//! The `tcplab` command line: each command in its own file, all of them thin over the
+//! library. Nothing here is library API: what a command needs from the library is public
+//! there, documented; the rest of the CLI (lab records, pins, the live view) lives only here.
 
 // Standard output may be a pipe closed early (`tcplab run X --json | head`) or a full disk:
 // std's `println!` panics then. Every command prints through these instead (they shadow the
@@ -6,12 +8,12 @@
 // any other failure is one line on stderr and exit 2.
 macro_rules! println {
     ($($arg:tt)*) => {
-        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 macro_rules! print {
     ($($arg:tt)*) => {
-        $crate::cli::write_stdout(format_args!($($arg)*))
+        $crate::write_stdout(format_args!($($arg)*))
     };
 }
 
@@ -84,14 +86,16 @@ fn usage_error(e: clap::Error) -> ExitCode {
 
 /// A command's failure: one line for the user, and the exit code.
 #[derive(Debug)]
-pub struct CliError {
-    pub message: String,
-    pub code: u8,
+struct CliError {
+    /// One line for the user.
+    message: String,
+    /// The process's exit code.
+    code: u8,
 }
 
 impl CliError {
     /// A usage or setup error (exit 2).
-    pub fn setup(message: impl Into<String>) -> Self {
+    fn setup(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
             code: 2,
@@ -106,13 +110,13 @@ impl CliError {
     about = "Reproduce cloud TCP connectivity failures on one Linux machine and read them on the wire",
     after_help = "Examples:\n  sudo tcplab scenarios\n  sudo tcplab run connect-timeout\n  sudo tcplab up fixtures/topologies/article.toml --name lab\n  sudo ip netns exec lab-server tcpdump -ni eth0 tcp port 1235\n\nExit status: 0 when every expectation held, 1 when one failed, 2 for a usage or setup error, 130 or 143 when a run was interrupted (Ctrl+C, SIGTERM)."
 )]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Run a scenario: build its lab, run its steps, capture every host, check its expectations
     #[command(
         after_help = "Examples:\n  tcplab run connect-timeout\n  tcplab run my-scenario.toml --out captures/\n  tcplab run firewall-reset --json > report.json\n\nSCENARIO is a file, or the name of one in the catalog (see `tcplab scenarios`)."
@@ -177,7 +181,7 @@ pub enum Command {
 }
 
 /// Runs the command line and returns the process's exit code.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -206,7 +210,7 @@ pub fn main() -> ExitCode {
             // Nothing more can be said if stderr cannot be written either.
             let _ = std::io::Write::write_fmt(
                 &mut anstream::stderr(),
-                format_args!("error: {}\n", crate::escape::line(&e.message)),
+                format_args!("error: {}\n", tcplab::escape::line(&e.message)),
             );
             ExitCode::from(e.code)
         }

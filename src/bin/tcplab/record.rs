@@ -16,7 +16,7 @@ use nix::sys::stat::{Mode, fstat, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
-use super::CliError;
+use crate::CliError;
 
 /// Where the records are.
 pub const STATE_DIR: &str = "/run/tcplab";
@@ -25,7 +25,7 @@ const MAX_RECORD: u64 = 1 << 20;
 /// Longest lab name: with `-fabric` it stays a short namespace name.
 pub const MAX_NAME: usize = 20;
 /// Longest host name, as topologies allow.
-const MAX_HOST: usize = crate::spec::MAX_HOST_NAME;
+const MAX_HOST: usize = tcplab::spec::MAX_HOST_NAME;
 
 /// What tcplab records about a lab it keeps up.
 #[derive(Debug, Serialize, Deserialize)]
