@@ -19,10 +19,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The name the init shows in `ps`, for people looking at a running lab.
-pub const INIT_NAME: &CStr = c"tcplab-init";
+pub(crate) const INIT_NAME: &CStr = c"tcplab-init";
 
 /// The PID namespace of a host, and its init.
-pub struct PidNamespace {
+pub(crate) struct PidNamespace {
     /// The namespace, to place children in it with `setns`.
     ns: OwnedFd,
     /// The creating thread's own PID namespace, to return to after each spawn.
@@ -188,7 +188,7 @@ impl From<MountFailure> for io::Error {
 /// held by a descriptor): no file on disk, no mount in the machine's namespace, and it
 /// vanishes with its last descriptor, even if tcplab is killed. (An unlinked file cannot be
 /// mounted, and a plain bind mount from the machine's namespace is refused in the program's.)
-pub struct HostsFile {
+pub(crate) struct HostsFile {
     tmpfs: OwnedFd,
 }
 
@@ -257,7 +257,8 @@ impl HostsFile {
 
 /// Makes the calling process's own mount namespace, a slave of the one it was in, and mounts
 /// sysfs and procfs there for the network and PID namespaces the process is in, and `hosts`
-/// (a [`HostsFile::fd`]) read-only over `/etc/hosts`.
+/// (a descriptor of a lab's hosts file, if any) read-only over `/etc/hosts`. Public for
+/// `tcplab exec`, which enters a pinned host as `ip netns exec` does.
 ///
 /// # Safety
 /// For a `pre_exec` hook: makes only async-signal-safe system calls, allocates nothing.

@@ -302,7 +302,7 @@ impl Captured {
 
 /// Captures of several interfaces, started and stopped together.
 #[derive(Default)]
-pub struct Captures(Vec<Capture>);
+pub(crate) struct Captures(Vec<Capture>);
 
 impl Captures {
     pub fn new() -> Self {

@@ -13,8 +13,11 @@ use crate::spec::Protocol;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot load nftables rules ({what}): {source}{}", hint(.source))]
+/// The kernel refused a ruleset.
 pub struct FirewallError {
+    /// Which rules: whose security groups or firewall.
     pub what: String,
+    /// The kernel's answer.
     #[source]
     pub source: std::io::Error,
 }

@@ -11,8 +11,10 @@ mod driver;
 mod ruleset;
 
 use crate::spec::{Action, HostChain, Placement, Resolved, ResolvedFirewall, ResolvedHost};
-pub use driver::{FirewallError, Mode, load};
-pub use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Table, Verdict};
+pub use driver::FirewallError;
+pub(crate) use driver::{Mode, load};
+pub use ruleset::Table;
+pub(crate) use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Verdict};
 
 /// The name of every table tcplab makes.
 pub const TABLE: &str = "tcplab";

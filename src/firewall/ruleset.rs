@@ -15,11 +15,12 @@ pub enum Family {
     Netdev,
 }
 
+/// An nftables table, as tcplab loads it into a namespace; it displays as `nft -f` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    pub family: Family,
-    pub name: String,
-    pub chains: Vec<Chain>,
+    pub(crate) family: Family,
+    pub(crate) name: String,
+    pub(crate) chains: Vec<Chain>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,38 +14,59 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::proc::{self, Proc, ProcError};
-pub use pin::{NETNS_RUN_DIR, unpin_path};
-pub use worker::{Pending, WorkerState};
+pub use pin::NETNS_RUN_DIR;
+pub(crate) use pin::unpin_path;
+pub use worker::WorkerState;
+pub(crate) use worker::Pending;
 
+/// What went wrong with a namespace or its worker thread.
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
+    /// The kernel refused a new network namespace (privileges, or file descriptors).
     #[error("cannot create a network namespace: {0}{hint}", hint = create_hint(.0))]
     Create(std::io::Error),
+    /// The thread that lives in the namespace could not be started.
     #[error("cannot start the namespace's worker thread: {0}")]
     Thread(std::io::Error),
+    /// The namespace's thread ended: a job on it panicked.
     #[error("the namespace's worker thread is gone (a job on it panicked)")]
     WorkerGone,
+    /// A sysctl outside `net.*`: it would be the machine's, not the namespace's.
     #[error("sysctl `{key}` is not per namespace: only `net.*` keys can be read or set in a lab")]
-    SysctlNotNamespaced { key: String },
+    SysctlNotNamespaced {
+        /// The key asked for.
+        key: String,
+    },
+    /// A sysctl could not be read.
     #[error("cannot read sysctl `{key}`: {source}")]
     SysctlRead {
+        /// The key.
         key: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A sysctl could not be set.
     #[error("cannot set sysctl `{key}` to `{value}`: {source}")]
     SysctlWrite {
+        /// The key.
         key: String,
+        /// The value refused.
         value: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Pinning under /run/netns (or removing a pin) failed.
     #[error("cannot pin the namespace at {}: {source}", path.display())]
     Pin {
+        /// The pin's path.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A program could not be started in the namespace.
     #[error(transparent)]
     Proc(#[from] ProcError),
 }
@@ -77,7 +98,7 @@ impl Namespace {
 
     /// Starts making a namespace; [`Starting::finish`] waits for it. Starting several before
     /// finishing any makes them in parallel.
-    pub fn start() -> Starting {
+    pub(crate) fn start() -> Starting {
         Starting(worker::Worker::start())
     }
 
@@ -104,7 +125,10 @@ impl Namespace {
         self.inode
     }
 
-    /// Runs `job` on the namespace's thread and waits for its result.
+    /// Runs `job` on the namespace's worker thread and waits for its result. The worker also
+    /// serves this namespace's sysctls and program starts, so a slow job delays them: for the
+    /// caller's own code, [`crate::lab::Host::run_fn`] runs on a thread of its own instead.
+    /// [`WorkerState`] is the worker's own state, of no use to callers.
     pub fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
@@ -114,7 +138,7 @@ impl Namespace {
 
     /// Starts `job` on the namespace's thread; wait on the result later, so that work in
     /// several namespaces overlaps.
-    pub fn submit<T: Send + 'static>(
+    pub(crate) fn submit<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut WorkerState) -> T + Send + 'static,
     ) -> Pending<T> {
@@ -222,10 +246,11 @@ impl Namespace {
 }
 
 /// A namespace being made on its new thread.
-pub struct Starting(Result<worker::Starting, NetnsError>);
+pub(crate) struct Starting(Result<worker::Starting, NetnsError>);
 
 impl Starting {
-    pub fn finish(self) -> Result<Namespace, NetnsError> {
+    /// Waits for the namespace to be made.
+    pub(crate) fn finish(self) -> Result<Namespace, NetnsError> {
         let (worker, fd) = self.0?.finish()?;
         Namespace::from_worker(worker, fd)
     }

@@ -7,6 +7,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::{Namespace, NetnsError};
 
+/// Where pinned namespaces are, as `ip netns` keeps them.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
 pub(super) fn pin(ns: &Namespace, name: &str) -> Result<PathBuf, NetnsError> {

@@ -11,9 +11,9 @@ use crate::contain::PidNamespace;
 type Job = Box<dyn FnOnce(&mut WorkerState) + Send>;
 
 /// What a job gets on the namespace's thread: a runtime for async work (netlink), and the
-/// namespace's netlink connection, opened on first use.
+/// namespace's netlink connection, opened on first use. Opaque outside tcplab.
 pub struct WorkerState {
-    pub runtime: tokio::runtime::Runtime,
+    pub(crate) runtime: tokio::runtime::Runtime,
     netlink: Option<rtnetlink::Handle>,
     /// The PID namespace the namespace's programs run in, made on the first spawn. Dropped
     /// when the thread ends, which ends every process left in it.
@@ -23,7 +23,7 @@ pub struct WorkerState {
 impl WorkerState {
     /// The namespace's rtnetlink handle. Its socket was opened on this thread, so it talks to
     /// this namespace; it closes when the namespace's thread ends.
-    pub fn netlink(&mut self) -> std::io::Result<rtnetlink::Handle> {
+    pub(crate) fn netlink(&mut self) -> std::io::Result<rtnetlink::Handle> {
         if let Some(handle) = &self.netlink {
             return Ok(handle.clone());
         }
@@ -35,7 +35,7 @@ impl WorkerState {
     }
 
     /// The PID namespace for programs started on this thread, started on first use.
-    pub fn pid_namespace(&mut self) -> std::io::Result<&PidNamespace> {
+    pub(crate) fn pid_namespace(&mut self) -> std::io::Result<&PidNamespace> {
         let pids = match self.pids.take() {
             Some(pids) => pids,
             None => PidNamespace::start().map_err(|e| {
@@ -51,7 +51,7 @@ impl WorkerState {
     }
 
     /// The inode of the PID namespace programs run in, if one was started.
-    pub fn pid_namespace_inode(&self) -> Option<u64> {
+    pub(crate) fn pid_namespace_inode(&self) -> Option<u64> {
         self.pids.as_ref().map(PidNamespace::inode)
     }
 }
@@ -62,10 +62,11 @@ pub(super) struct Worker {
 }
 
 /// A job's result, to wait for later.
-pub struct Pending<T>(mpsc::Receiver<std::thread::Result<T>>);
+pub(crate) struct Pending<T>(mpsc::Receiver<std::thread::Result<T>>);
 
 impl<T> Pending<T> {
-    pub fn wait(self) -> Result<T, NetnsError> {
+    /// Waits for the job's result; a panic in the job resumes here.
+    pub(crate) fn wait(self) -> Result<T, NetnsError> {
         match self.0.recv() {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => std::panic::resume_unwind(panic),

@@ -160,7 +160,7 @@ impl Proc {
     }
 
     /// Wraps a child started with [`prepare`]d pipes (e.g. spawned on a namespace's worker).
-    pub fn from_child(program: String, mut child: Child, started: Instant) -> Proc {
+    pub(crate) fn from_child(program: String, mut child: Child, started: Instant) -> Proc {
         let started_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -350,14 +350,14 @@ impl Drop for Proc {
 }
 
 /// Sets the pipes every harness program gets.
-pub fn prepare(cmd: &mut Command) {
+pub(crate) fn prepare(cmd: &mut Command) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 }
 
 /// The command line as a person would type it.
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
     parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     if let Some(name) = parts[0].rsplit('/').next() {
