@@ -10,14 +10,23 @@ use std::str::FromStr;
 /// How a connection attempt or exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorClass {
+    /// Exit code 0: everything went as asked.
     Ok,
+    /// No answer to the SYNs within the connect timeout (a dropping security group or firewall).
     ConnectTimeout,
+    /// A TCP reset answered the SYN: nothing listens, or a firewall rejects with a reset.
     ConnectionRefused,
+    /// An ICMP host unreachable (or admin prohibited) answered.
     HostUnreachable,
+    /// No route to the network.
     NetworkUnreachable,
+    /// An established connection was reset.
     ConnectionReset,
+    /// No data within the read timeout.
     ReadTimeout,
+    /// The address to listen on is taken.
     AddressInUse,
+    /// Anything else.
     Other,
 }
 
@@ -40,6 +49,7 @@ pub fn is_app(program: &str) -> bool {
 pub const USAGE_EXIT_CODE: i32 = 2;
 
 impl ErrorClass {
+    /// Every class, in exit-code order.
     pub const ALL: [ErrorClass; 9] = [
         ErrorClass::Ok,
         ErrorClass::ConnectTimeout,

@@ -23,37 +23,66 @@ pub struct OutDir {
 /// Why an output folder or file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    /// The folder could not be made.
     #[error("cannot create the folder {}: {source}", path.display())]
     Create {
+        /// The folder.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     #[error("{} is a symbolic link: give a real folder (tcplab never writes through a link)", path.display())]
-    Symlink { path: PathBuf },
+    /// The path is a symlink.
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
     #[error("{} is not a folder", path.display())]
-    NotADirectory { path: PathBuf },
+    /// The path is not a folder.
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     #[error(
         "{} is not empty: give a new or empty folder (tcplab never writes over files it did not create)",
         path.display()
     )]
-    NotEmpty { path: PathBuf },
+    /// The folder holds files already.
+    NotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The folder could not be opened.
     #[error("cannot open the folder {}: {source}", path.display())]
     Open {
+        /// The folder.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     #[error("`{name}` is not a plain file name")]
-    BadName { name: String },
+    /// A file name with a slash, or `.`, `..`, or empty.
+    BadName {
+        /// The name.
+        name: String,
+    },
     #[error(
         "cannot create {}: it already exists (tcplab never writes over a file it did not create)",
         path.display()
     )]
-    Exists { path: PathBuf },
+    /// A file of that name exists already.
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be created.
     #[error("cannot create {}: {source}", path.display())]
     File {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

@@ -19,6 +19,7 @@ use crate::netns::{Namespace, NetnsError};
 use pcap::PcapStream;
 pub use socket::SNAP_LEN;
 
+/// Which way a frame crossed the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Received by the interface.
@@ -30,32 +31,52 @@ pub enum Direction {
 /// One frame: kernel timestamp (since the Unix epoch), direction, and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// When the kernel saw it, since the Unix epoch.
     pub at: Duration,
+    /// Which way it went.
     pub direction: Direction,
+    /// Its length on the wire; `data` holds at most [`SNAP_LEN`] bytes of it.
     pub original_len: usize,
+    /// Its bytes, from the Ethernet header on.
     pub data: Vec<u8>,
 }
 
+/// Why a capture could not start, read or write its pcap.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error(
         "cannot capture on {interface} of {host}: {source} (packet capture needs CAP_NET_RAW: run as root, or in a container started with --privileged)"
     )]
+    /// The capture socket could not be opened.
     Open {
+        /// The host.
         host: String,
+        /// The interface.
         interface: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Reading the capture failed midway.
     #[error("capture on {interface} of {host} failed: {source}")]
     Read {
+        /// The host.
         host: String,
+        /// The interface.
         interface: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     #[error("cannot write {}: {message}", path.display())]
-    Write { path: PathBuf, message: String },
+    /// A pcap file could not be written.
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The interface's namespace could not run the capture.
     #[error(transparent)]
     Netns(#[from] NetnsError),
 }
@@ -72,8 +93,11 @@ pub struct Capture {
 /// What a stopped capture holds.
 #[derive(Debug, Clone)]
 pub struct Captured {
+    /// The host.
     pub host: String,
+    /// The interface, e.g. `eth0`, or the host's port on the bridge.
     pub interface: String,
+    /// Every frame, in capture order.
     pub frames: Vec<Frame>,
     /// Frames the kernel dropped because the capture did not keep up.
     pub drops: u64,

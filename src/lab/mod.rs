@@ -22,21 +22,32 @@ use crate::spec::{Resolved, SpecError, Topology, ValidationError};
 pub use preflight::check_privileges;
 pub use recording::{Recording, port_capture_name};
 
+/// Why a lab could not be built, or a host could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// The topology is invalid.
     #[error("invalid topology: {0}")]
     Spec(#[from] ValidationError),
+    /// The topology file cannot be read or parsed.
     #[error(transparent)]
     SpecFile(#[from] SpecError),
     #[error(
         "tcplab needs {missing} to build a lab: run it as root (sudo), or in a container started with --privileged"
     )]
-    Privilege { missing: String },
+    /// Not privileged enough to build a lab.
+    Privilege {
+        /// The capabilities missing.
+        missing: String,
+    },
+    /// The kernel lacks something a lab needs.
     #[error("the kernel lacks {feature}: {hint}")]
     KernelFeature {
+        /// What is missing.
         feature: &'static str,
+        /// How to get it.
         hint: &'static str,
     },
+    /// A namespace could not be made or used.
     #[error(transparent)]
     Netns(#[from] NetnsError),
     /// A netlink request to the kernel failed (making links, addresses, routes, reading link
@@ -50,15 +61,21 @@ pub enum LabError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A system call or file operation failed.
     #[error("cannot {what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A sysctl could not be set.
     #[error("cannot set {path}: {source}")]
     Sysctl {
+        /// Its path under /proc/sys.
         path: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -66,21 +83,40 @@ pub enum LabError {
         "the links of {whose} did not become ready within {} s: {links}. The kernel did not finish bringing them up; is the machine overloaded?",
         within.as_secs()
     )]
+    /// Links did not report ready in time.
     NotReady {
+        /// The namespace whose links these are.
         whose: String,
+        /// How long it waited.
         within: Duration,
+        /// Each link still not ready, and what it lacked.
         links: String,
     },
     #[error(
         "tcplab ran out of file descriptors (limit {limit}; a lab holds about 3 per host while it is built): raise the limit (`ulimit -n`, LimitNOFILE= for a service) or build fewer hosts ({source})"
     )]
-    OutOfFiles { source: Box<LabError>, limit: u64 },
+    /// The process ran out of file descriptors while building.
+    OutOfFiles {
+        /// The failure as it happened.
+        source: Box<LabError>,
+        /// The process's limit (`ulimit -n`).
+        limit: u64,
+    },
+    /// The security groups or firewall rules could not be loaded.
     #[error(transparent)]
     Firewall(#[from] FirewallError),
     #[error("no host named `{name}` in this lab (hosts: {known})")]
-    NoSuchHost { name: String, known: String },
+    /// The lab has no host of that name.
+    NoSuchHost {
+        /// The name asked for.
+        name: String,
+        /// The lab's hosts.
+        known: String,
+    },
+    /// A program could not be started or waited for.
     #[error(transparent)]
     Proc(#[from] ProcError),
+    /// A capture failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
 }
@@ -110,10 +146,12 @@ pub struct Host {
 }
 
 impl Host {
+    /// The host's name in the topology; it resolves to [`Host::address`] in every program of the lab.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The host's address on the lab's subnet (its `eth0`).
     pub fn address(&self) -> Ipv4Addr {
         self.address
     }
@@ -197,10 +235,12 @@ impl Host {
             })
     }
 
+    /// Reads a `net.*` sysctl of the host, e.g. `net.ipv4.tcp_syn_retries`.
     pub fn sysctl(&self, key: &str) -> Result<String, LabError> {
         Ok(self.ns.sysctl(key)?)
     }
 
+    /// Sets a `net.*` sysctl of the host; the machine's own is untouched.
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
         Ok(self.ns.set_sysctl(key, value)?)
     }
@@ -232,6 +272,24 @@ impl<T> InHost<T> {
     }
 }
 
+/// A built topology: a namespace per host on one bridge, security groups and firewalls
+/// loaded. Dropping it removes everything (namespaces, links, rules, programs still running),
+/// and so does the end of the process, however it ends.
+///
+/// ```no_run
+/// use tcplab::{HostSpec, Lab, Topology};
+///
+/// # fn main() -> Result<(), tcplab::LabError> {
+/// let lab = Lab::build(&Topology::default().host(HostSpec::new("a")).host(HostSpec::new("b")))?;
+/// let ping = {
+///     let mut c = std::process::Command::new("ping");
+///     c.args(["-c", "1", "b"]);
+///     c
+/// };
+/// let outcome = lab.host("a")?.run(ping, std::time::Duration::from_secs(5))?;
+/// assert!(outcome.status.success(), "{}", outcome.transcript());
+/// # Ok(()) }
+/// ```
 pub struct Lab {
     // Hosts go first: their threads' exit kills their programs before the fabric goes.
     hosts: Vec<Host>,
@@ -251,6 +309,7 @@ impl Lab {
         Lab::from_resolved(resolved)
     }
 
+    /// Builds a topology already resolved (see [`Topology::resolve`]).
     pub fn from_resolved(resolved: Resolved) -> Result<Lab, LabError> {
         let (fabric, hosts) = build::build(&resolved).map_err(|e| {
             if ran_out_of_files(&e) {
@@ -269,6 +328,7 @@ impl Lab {
         })
     }
 
+    /// The host named `name`; the error lists the lab's hosts.
     pub fn host(&self, name: &str) -> Result<&Host, LabError> {
         self.hosts
             .iter()
@@ -284,6 +344,7 @@ impl Lab {
             })
     }
 
+    /// Every host, in the topology's order.
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
     }
@@ -294,6 +355,7 @@ impl Lab {
         &self.fabric
     }
 
+    /// The topology as built: hosts with their addresses, rules with addresses.
     pub fn topology(&self) -> &Resolved {
         &self.resolved
     }

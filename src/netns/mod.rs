@@ -16,8 +16,8 @@ use std::time::Instant;
 use crate::proc::{self, Proc, ProcError};
 pub use pin::NETNS_RUN_DIR;
 pub(crate) use pin::unpin_path;
-pub use worker::WorkerState;
 pub(crate) use worker::Pending;
+pub use worker::WorkerState;
 
 /// What went wrong with a namespace or its worker thread.
 #[derive(Debug, thiserror::Error)]

@@ -15,17 +15,23 @@ use crate::error_class::ErrorClass;
 pub use output::{Cut, KEEP_BYTES, KEEP_LINES, MAX_LINE};
 use output::{Output, read_lines};
 
+/// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
 /// One line a program printed, with the time since it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
+    /// When it was printed, since the program started.
     pub at: Duration,
+    /// Where it was printed.
     pub stream: Stream,
+    /// The line, without its newline (lossy UTF-8, cut at [`MAX_LINE`] bytes).
     pub text: String,
 }
 
@@ -39,39 +45,60 @@ impl fmt::Display for Line {
     }
 }
 
+/// Why a program could not be started, waited for, or did not do what was awaited.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
+    /// The program could not be started.
     #[error("cannot start `{program}`: {source}")]
     Spawn {
+        /// The command line.
         program: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// No line matched in time.
     #[error("`{program}` printed no line matching {wanted} within {} s; its output:\n{output}", crate::units::fmt_secs(.waited.as_secs_f64()))]
     LineTimeout {
+        /// The command line.
         program: String,
+        /// What was awaited.
         wanted: String,
+        /// How long.
         waited: Duration,
+        /// Its output so far.
         output: String,
     },
     #[error(
         "`{program}` ended ({status}) without printing a line matching {wanted}; its output:\n{output}"
     )]
+    /// The program ended before a line matched.
     EndedBeforeLine {
+        /// The command line.
         program: String,
+        /// What was awaited.
         wanted: String,
+        /// How it ended.
         status: String,
+        /// Its output.
         output: String,
     },
+    /// The program was still running at the timeout (it was killed).
     #[error("`{program}` was still running after {} s; its output:\n{output}", crate::units::fmt_secs(.waited.as_secs_f64()))]
     ExitTimeout {
+        /// The command line.
         program: String,
+        /// How long.
         waited: Duration,
+        /// Its output.
         output: String,
     },
+    /// Waiting for the program failed.
     #[error("cannot wait for `{program}`: {source}")]
     Wait {
+        /// The command line.
         program: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -80,11 +107,14 @@ pub enum ProcError {
 /// How a finished program ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The command line, as run.
     pub program: String,
+    /// Its exit status: a code, or the signal that ended it.
     pub status: ExitStatus,
     /// When it started, since the Unix epoch: the clock of packet timestamps, so a report
     /// can say what the program did on the wire and when.
     pub started_at: Duration,
+    /// How long it ran.
     pub duration: Duration,
     /// The lines kept, with a marker line where some were cut (see [`Outcome::cut`]).
     pub lines: Vec<Line>,
@@ -104,6 +134,7 @@ impl Outcome {
         self.status.code().and_then(ErrorClass::from_exit_code)
     }
 
+    /// The lines it printed on standard output.
     pub fn stdout(&self) -> impl Iterator<Item = &str> {
         self.lines
             .iter()
@@ -111,6 +142,7 @@ impl Outcome {
             .map(|l| l.text.as_str())
     }
 
+    /// The lines it printed on standard error.
     pub fn stderr(&self) -> impl Iterator<Item = &str> {
         self.lines
             .iter()
@@ -184,6 +216,7 @@ impl Proc {
         }
     }
 
+    /// The command line, as run.
     pub fn program(&self) -> &str {
         &self.program
     }
@@ -193,6 +226,7 @@ impl Proc {
         self.started_at
     }
 
+    /// Its process ID, as this process sees it.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

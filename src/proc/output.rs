@@ -23,10 +23,13 @@ pub const MAX_LINE: usize = 64 << 10;
 /// program's lines (at most [`KEEP_LINES`] each), whatever the program prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
+    /// How many lines were left out.
     pub lines: u64,
+    /// How many bytes they held.
     pub bytes: u64,
-    /// When the first and the last of them were printed, since the program started.
+    /// When the first of them was printed, since the program started.
     pub from: Duration,
+    /// When the last of them was printed.
     pub to: Duration,
 }
 
