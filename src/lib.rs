@@ -23,7 +23,7 @@
 //! let topology = Topology::default() // 10.0.0.0/24
 //!     .host(HostSpec::new("server").group("web"))
 //!     .host(HostSpec::new("client"))
-//!     .security_group(SecurityGroup::new("web").ingress(SgRule::tcp(8080)));
+//!     .security_group(SecurityGroup::new("web").ingress(SgRule::tcp(8080).cidr("10.0.0.0/24".parse().unwrap())));
 //! let resolved = topology.resolve()?; // addresses assigned, rules checked
 //! assert_eq!(resolved.hosts.len(), 2);
 //! assert!(resolved.hosts.iter().all(|h| resolved.subnet.contains(&h.address)));

@@ -11,56 +11,86 @@ use crate::trace::Trace;
 /// Lines shown per capture before the middle of a long capture is elided.
 const MAX_LINES: usize = 80;
 
+/// A finished scenario run, ready to show: [`Report::text`] for files, logs and panic
+/// messages, [`Report::styled`] for a terminal, [`Report::json`] for CI.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The scenario's name.
     pub scenario: String,
+    /// What the scenario shows.
     pub description: String,
+    /// Whether every expectation held (and no capture dropped packets).
     pub passed: bool,
+    /// How long the run took, in seconds.
     pub wall_time_s: f64,
+    /// Each check, in the scenario's order.
     pub expectations: Vec<CheckReport>,
+    /// Each capture.
     pub captures: Vec<CaptureReport>,
+    /// Each program the steps ran.
     pub programs: Vec<ProgramReport>,
 }
 
+/// One expectation and whether it held.
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
+    /// The expectation, as people read it.
     pub expectation: String,
+    /// Whether it held.
     pub held: bool,
+    /// What was seen: why it held, or what was expected and seen instead.
     pub detail: String,
 }
 
+/// One capture: what it saw and where its pcap is.
 #[derive(Debug, Serialize)]
 pub struct CaptureReport {
+    /// The host.
     pub host: String,
+    /// The interface (`eth0`, or the host's port on the bridge).
     pub interface: String,
+    /// The pcap file, if one was written.
     pub pcap: Option<String>,
+    /// Packets seen.
     pub packets: usize,
+    /// Packets the kernel dropped before the capture read them.
     pub dropped: u64,
     /// tcpdump-like lines, time from the start of the captures.
     pub lines: Vec<String>,
 }
 
+/// One program a step ran, and how it ended.
 #[derive(Debug, Serialize)]
 pub struct ProgramReport {
+    /// Its name in the scenario.
     pub name: String,
+    /// Its command line.
     pub command: String,
+    /// Its exit code; `None` when a signal ended it.
     pub exit_code: Option<i32>,
+    /// Its error class, for tcplab's own apps only.
     pub class: Option<String>,
     /// When it started, on the run's clock (seconds since the captures started).
     pub started_s: f64,
+    /// How long it ran, in seconds.
     pub duration_s: f64,
     /// What it printed, each line on the run's clock.
     pub output: Vec<OutputLine>,
 }
 
+/// One line a program printed.
 #[derive(Debug, Serialize)]
 pub struct OutputLine {
+    /// When, in seconds since the captures started.
     pub at_s: f64,
+    /// `stdout` or `stderr`.
     pub stream: &'static str,
+    /// The line.
     pub text: String,
 }
 
 impl Report {
+    /// The report of `run`, a run of `scenario`.
     pub fn new(scenario: &Scenario, run: &Run) -> Report {
         Report {
             scenario: scenario.name.clone(),
@@ -109,6 +139,7 @@ impl Report {
         }
     }
 
+    /// The report as pretty-printed JSON, for CI.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serialises")
     }

@@ -23,26 +23,47 @@ pub use subnet::check_subnet;
 /// A topology file that cannot be used: where, and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// A device, FIFO, socket or folder: never read, so that none can block or flood tcplab.
     #[error("cannot read {}: not a regular file (give the path of a .toml file)", path.display())]
-    NotAFile { path: PathBuf },
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// Over [`MAX_FILE_SIZE`].
     #[error("cannot read {}: larger than {} MiB, too large for a topology or scenario", path.display(), limit / (1024 * 1024))]
-    TooLarge { path: PathBuf, limit: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The largest size read, in bytes.
+        limit: u64,
+    },
     /// Bytes that are not UTF-8, from `offset` on.
     #[error("cannot read {}: not UTF-8 text (byte {offset})", path.display())]
-    NotText { path: PathBuf, offset: usize },
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// The first byte that is not UTF-8.
+        offset: usize,
+    },
+    /// Not valid TOML, or not a valid topology or scenario: where, and what to change.
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
+        /// The file, as given.
         file: String,
+        /// The line, from 1.
         line: usize,
+        /// The column, from 1.
         column: usize,
+        /// What is wrong, and what to change.
         message: String,
     },
 }

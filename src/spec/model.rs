@@ -11,16 +11,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The article's subnet.
 pub const DEFAULT_SUBNET: &str = "10.0.0.0/24";
 
+/// A topology as written in TOML or built in Rust: the subnet, the hosts, the security groups
+/// and the firewall rules. [`Topology::resolve`] checks it and assigns addresses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     /// The subnet every host sits on.
     #[serde(default = "default_subnet")]
     pub subnet: Ipv4Net,
+    /// The hosts, each a network namespace with `eth0` on the subnet (`[[host]]`).
     #[serde(default, rename = "host")]
     pub hosts: Vec<HostSpec>,
+    /// Security groups, attached to hosts by name (`[[security_group]]`).
     #[serde(default, rename = "security_group")]
     pub security_groups: Vec<SecurityGroup>,
+    /// Firewall rules (`[[firewall]]`).
     #[serde(default, rename = "firewall")]
     pub firewalls: Vec<FirewallRule>,
     /// A private DNS domain (the article's `tcp-ip-sandbox.jch`): each host also resolves as
@@ -46,6 +51,7 @@ impl Default for Topology {
 }
 
 impl Topology {
+    /// An empty topology on `subnet`.
     pub fn new(subnet: Ipv4Net) -> Self {
         Topology {
             subnet,
@@ -59,34 +65,42 @@ impl Topology {
         self
     }
 
+    /// Adds a host.
     pub fn host(mut self, host: HostSpec) -> Self {
         self.hosts.push(host);
         self
     }
 
+    /// Adds a security group.
     pub fn security_group(mut self, group: SecurityGroup) -> Self {
         self.security_groups.push(group);
         self
     }
 
+    /// Adds a firewall rule.
     pub fn firewall(mut self, rule: FirewallRule) -> Self {
         self.firewalls.push(rule);
         self
     }
 }
 
+/// A host: its name, its address (assigned if absent), and its security groups.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
+    /// Lowercase letters, digits and dashes, starting with a letter; at most
+    /// [`MAX_HOST_NAME`](crate::spec::MAX_HOST_NAME) bytes.
     pub name: String,
     /// Assigned from the subnet when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Ipv4Addr>,
+    /// The security groups it is in; none means nothing filters its traffic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
 }
 
 impl HostSpec {
+    /// A host named `name`, its address assigned from the subnet.
     pub fn new(name: impl Into<String>) -> Self {
         HostSpec {
             name: name.into(),
@@ -95,11 +109,13 @@ impl HostSpec {
         }
     }
 
+    /// Gives the host this address instead of the next free one.
     pub fn address(mut self, address: Ipv4Addr) -> Self {
         self.address = Some(address);
         self
     }
 
+    /// Puts the host in the security group `group`.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.security_groups.push(group.into());
         self
@@ -111,9 +127,12 @@ impl HostSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityGroup {
+    /// Its name, which hosts' `security_groups` and rules' `group` refer to.
     pub name: String,
+    /// What it is for, for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// What it allows in; nothing else gets in.
     #[serde(default)]
     pub ingress: Vec<SgRule>,
     /// `None` (the key left out) is AWS's default rule allowing all egress; `Some(vec![])`
@@ -123,6 +142,7 @@ pub struct SecurityGroup {
 }
 
 impl SecurityGroup {
+    /// A group named `name` that allows nothing in and everything out (AWS's default).
     pub fn new(name: impl Into<String>) -> Self {
         SecurityGroup {
             name: name.into(),
@@ -132,11 +152,13 @@ impl SecurityGroup {
         }
     }
 
+    /// Allows `rule` in.
     pub fn ingress(mut self, rule: SgRule) -> Self {
         self.ingress.push(rule);
         self
     }
 
+    /// Allows `rule` out; the first call replaces the default allow-all egress.
     pub fn egress(mut self, rule: SgRule) -> Self {
         self.egress.get_or_insert_with(Vec::new).push(rule);
         self
@@ -147,16 +169,21 @@ impl SecurityGroup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SgRule {
+    /// `tcp`, `udp`, `icmp` or `all`.
     pub protocol: Protocol,
+    /// The ports (tcp and udp only); all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<PortRange>,
+    /// The peers, as a CIDR (or use `group`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<Ipv4Net>,
+    /// The peers, as the hosts in a security group (or use `cidr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
 }
 
 impl SgRule {
+    /// A rule for `protocol`, all ports, no peer yet.
     pub fn new(protocol: Protocol) -> Self {
         SgRule {
             protocol,
@@ -166,44 +193,56 @@ impl SgRule {
         }
     }
 
+    /// TCP to `port`, with no peer yet: add [`SgRule::cidr`] or [`SgRule::group`].
     pub fn tcp(port: u16) -> Self {
         SgRule::new(Protocol::Tcp).ports(PortRange::single(port))
     }
 
+    /// UDP to `port`, with no peer yet: add [`SgRule::cidr`] or [`SgRule::group`].
     pub fn udp(port: u16) -> Self {
         SgRule::new(Protocol::Udp).ports(PortRange::single(port))
     }
 
+    /// ICMP, with no peer yet: add [`SgRule::cidr`] or [`SgRule::group`].
     pub fn icmp() -> Self {
         SgRule::new(Protocol::Icmp)
     }
 
+    /// Limits the rule to `ports`.
     pub fn ports(mut self, ports: PortRange) -> Self {
         self.ports = Some(ports);
         self
     }
 
+    /// Limits the rule to peers in `cidr`.
     pub fn cidr(mut self, cidr: Ipv4Net) -> Self {
         self.cidr = Some(cidr);
         self
     }
 
+    /// Limits the rule to the hosts in security group `group`.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self
     }
 }
 
+/// An IP protocol, as security groups and firewall rules name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
+    /// ICMP.
     Icmp,
+    /// Every protocol.
     All,
 }
 
 impl Protocol {
+    /// Whether rules for it may name ports (TCP and UDP).
     pub fn has_ports(self) -> bool {
         matches!(self, Protocol::Tcp | Protocol::Udp)
     }
@@ -223,11 +262,14 @@ impl fmt::Display for Protocol {
 /// A port or an inclusive range, written `1234` or `"1000-2000"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
+    /// The first port.
     pub first: u16,
+    /// The last port, included.
     pub last: u16,
 }
 
 impl PortRange {
+    /// Just `port`.
     pub fn single(port: u16) -> Self {
         PortRange {
             first: port,
@@ -235,6 +277,7 @@ impl PortRange {
         }
     }
 
+    /// Whether `port` is in the range.
     pub fn contains(&self, port: u16) -> bool {
         (self.first..=self.last).contains(&port)
     }
@@ -312,7 +355,9 @@ pub struct FirewallRule {
     /// On a host: the chain, `input` (default) or `output`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<HostChain>,
+    /// What it does to the packets it matches.
     pub action: Action,
+    /// The protocol it matches (`all` by default).
     #[serde(default = "all_protocols")]
     pub protocol: Protocol,
     /// Destination port or range (tcp and udp only).
@@ -330,12 +375,14 @@ fn all_protocols() -> Protocol {
     Protocol::All
 }
 
+/// The name of the network between the hosts, in a firewall rule's `on`.
 pub const FABRIC: &str = "fabric";
 
 /// The bridge in the fabric that joins the hosts (the subnet).
 pub const BRIDGE: &str = "br0";
 
 impl FirewallRule {
+    /// A rule on `on` (`"fabric"` or a host's name) that does `action` to `protocol`.
     pub fn new(on: impl Into<String>, action: Action, protocol: Protocol) -> Self {
         FirewallRule {
             on: on.into(),
@@ -348,41 +395,54 @@ impl FirewallRule {
         }
     }
 
+    /// Limits the rule to destination port `port`.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(PortRange::single(port));
         self
     }
 
+    /// On a host: the chain, input or output.
     pub fn chain(mut self, chain: HostChain) -> Self {
         self.chain = Some(chain);
         self
     }
 
+    /// Limits the rule to a source: a CIDR or a host's name.
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
         self
     }
 
+    /// Limits the rule to a destination: a CIDR or a host's name.
     pub fn destination(mut self, destination: impl Into<String>) -> Self {
         self.destination = Some(destination.into());
         self
     }
 }
 
+/// A host firewall's chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostChain {
+    /// Packets to the host.
     Input,
+    /// Packets from the host.
     Output,
 }
 
+/// What a firewall rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
+    /// Drops silently: the sender times out.
     Drop,
+    /// Answers a TCP packet with a reset: connection refused.
     RejectTcpReset,
+    /// Answers with ICMP host unreachable.
     RejectHostUnreachable,
+    /// Answers with ICMP port unreachable.
     RejectPortUnreachable,
+    /// Answers with ICMP administratively prohibited.
     RejectAdminProhibited,
 }
 

@@ -17,15 +17,19 @@ use super::subnet::check_subnet;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldPath(pub Vec<Segment>);
 
+/// One step of a [`FieldPath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
+    /// A key of tcplab's format, e.g. `host`.
     Key(&'static str),
     /// A key the file chose, e.g. a host's name in `[sysctls.server]`.
     Name(String),
+    /// An index into an array.
     Index(usize),
 }
 
 impl FieldPath {
+    /// The path to `key` below this one.
     pub fn key(&self, key: &'static str) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Key(key));
@@ -39,6 +43,7 @@ impl FieldPath {
         p
     }
 
+    /// The path to item `i` of the array at this path.
     pub fn index(&self, i: usize) -> FieldPath {
         let mut p = self.clone();
         p.0.push(Segment::Index(i));
@@ -75,7 +80,9 @@ impl fmt::Display for FieldPath {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct ValidationError {
+    /// The field.
     pub path: FieldPath,
+    /// What is wrong, and what to change.
     pub message: String,
 }
 
@@ -89,16 +96,22 @@ pub(crate) fn invalid(path: FieldPath, message: impl Into<String>) -> Validation
 /// A topology ready to build: hosts with addresses, rules with addresses instead of names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
+    /// The subnet.
     pub subnet: Ipv4Net,
+    /// The hosts, with their addresses.
     pub hosts: Vec<ResolvedHost>,
+    /// The firewall rules, with addresses.
     pub firewalls: Vec<ResolvedFirewall>,
     /// The lab's private DNS domain, checked.
     pub domain: Option<String>,
 }
 
+/// A host ready to build: its address and what its security groups allow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedHost {
+    /// Its name.
     pub name: String,
+    /// Its address.
     pub address: Ipv4Addr,
     /// The host's security groups; none means nothing filters its traffic.
     pub security_groups: Vec<String>,
@@ -109,6 +122,7 @@ pub struct ResolvedHost {
 }
 
 impl ResolvedHost {
+    /// Whether a security group filters its traffic.
     pub fn guarded(&self) -> bool {
         !self.security_groups.is_empty()
     }
@@ -117,26 +131,39 @@ impl ResolvedHost {
 /// Traffic a security group allows: protocol, ports, and the peer's networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allow {
+    /// The protocol.
     pub protocol: Protocol,
+    /// The ports; all when `None`.
     pub ports: Option<PortRange>,
+    /// The peers' networks.
     pub peers: Vec<Ipv4Net>,
 }
 
+/// Where a firewall rule sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Placement {
+    /// In the network between the hosts, on the sender's bridge port.
     Fabric,
     /// A host, by index into `Resolved::hosts`.
     Host(usize),
 }
 
+/// A firewall rule with addresses instead of names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedFirewall {
+    /// Where it sits.
     pub placement: Placement,
+    /// On a host: the chain.
     pub chain: HostChain,
+    /// What it does.
     pub action: Action,
+    /// The protocol it matches.
     pub protocol: Protocol,
+    /// The destination ports it matches; all when `None`.
     pub port: Option<PortRange>,
+    /// The source network it matches; any when `None`.
     pub source: Option<Ipv4Net>,
+    /// The destination network it matches; any when `None`.
     pub destination: Option<Ipv4Net>,
 }
 
@@ -144,6 +171,8 @@ pub struct ResolvedFirewall {
 /// bytes.
 pub const MAX_HOST_NAME: usize = 15;
 
+/// Checks `topo` and resolves it: addresses assigned, names turned into addresses. The same
+/// as [`Topology::resolve`].
 pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
     let subnet = topo.subnet.trunc();
     check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?;
