@@ -10,13 +10,17 @@ pub const HEADER_LEN: usize = 4;
 /// The largest payload the 2-byte length field can describe.
 pub const MAX_PAYLOAD: usize = u16::MAX as usize;
 
+/// A message's type: the 2-byte field after the length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {
+    /// Type 1: text.
     Text,
+    /// Type 2: JSON.
     Json,
 }
 
 impl MessageType {
+    /// The type's code on the wire.
     pub fn code(self) -> u16 {
         match self {
             MessageType::Text => 1,
@@ -24,6 +28,7 @@ impl MessageType {
         }
     }
 
+    /// The type with code `code`.
     pub fn from_code(code: u16) -> Result<Self, WireError> {
         match code {
             1 => Ok(MessageType::Text),
@@ -45,25 +50,42 @@ impl fmt::Display for MessageType {
 /// One message of the sandbox's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Its type.
     pub kind: MessageType,
+    /// Its payload.
     pub payload: String,
 }
 
+/// Why a message could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("truncated frame: expected {expected} bytes, the stream ended after {got}")]
-    Truncated { expected: usize, got: usize },
+    /// The stream ended inside a message.
+    Truncated {
+        /// Bytes the message needed.
+        expected: usize,
+        /// Bytes there were.
+        got: usize,
+    },
+    /// A type code other than 1 and 2.
     #[error("unknown message type {0}: expected 1 (TEXT) or 2 (JSON)")]
     UnknownType(u16),
     #[error("payload is not valid UTF-8 (first bad byte at offset {valid_up_to})")]
-    InvalidUtf8 { valid_up_to: usize },
+    /// A payload that is not UTF-8.
+    InvalidUtf8 {
+        /// Bytes before the first invalid one.
+        valid_up_to: usize,
+    },
+    /// A payload over [`MAX_PAYLOAD`] bytes.
     #[error("payload of {0} bytes is over the protocol's limit of 65535 bytes")]
     TooLarge(usize),
+    /// Reading or writing the stream failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl Message {
+    /// A text message.
     pub fn text(payload: impl Into<String>) -> Self {
         Message {
             kind: MessageType::Text,
@@ -71,6 +93,7 @@ impl Message {
         }
     }
 
+    /// A JSON message (the payload is not checked).
     pub fn json(payload: impl Into<String>) -> Self {
         Message {
             kind: MessageType::Json,

@@ -4,11 +4,16 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{ArpOperation, NetSlice, SlicedPacket, TransportSlice};
 
+/// What a frame holds, as far as tcplab reasons about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// An ARP request or reply.
     Arp(Arp),
+    /// A TCP segment over IPv4.
     Tcp(Tcp),
+    /// A UDP datagram over IPv4.
     Udp(Udp),
+    /// An ICMP message over IPv4.
     Icmp(Icmp),
     /// Another IP packet (IGMP, IPv6...): described, not analysed.
     OtherIp(String),
@@ -16,64 +21,102 @@ pub enum Kind {
     Other(String),
 }
 
+/// An ARP packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arp {
+    /// A request (who has `target`?), else a reply.
     pub request: bool,
+    /// The sender's IP address.
     pub sender: Ipv4Addr,
+    /// The IP address asked about.
     pub target: Ipv4Addr,
+    /// The sender's MAC address.
     pub sender_mac: [u8; 6],
 }
 
+/// The TCP flags tcplab reasons about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags {
+    /// SYN.
     pub syn: bool,
+    /// ACK.
     pub ack: bool,
+    /// FIN.
     pub fin: bool,
+    /// RST.
     pub rst: bool,
+    /// PSH.
     pub psh: bool,
 }
 
+/// A TCP segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tcp {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgement number.
     pub ack: u32,
+    /// Flags.
     pub flags: TcpFlags,
+    /// Window size, as sent (unscaled).
     pub window: u16,
+    /// Payload bytes, as far as the capture kept them.
     pub payload: Vec<u8>,
 }
 
+/// A UDP datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Udp {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Payload length, from the UDP header.
     pub payload_len: usize,
 }
 
 /// The flow an ICMP error quotes: the packet that caused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {
+    /// The quoted packet's IP protocol (6 TCP, 17 UDP).
     pub protocol: u8,
+    /// Its source address and port.
     pub src: SocketAddrV4,
+    /// Its destination address and port.
     pub dst: SocketAddrV4,
 }
 
+/// An ICMP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Icmp {
+    /// Source address.
     pub src: Ipv4Addr,
+    /// Destination address.
     pub dst: Ipv4Addr,
+    /// Type, e.g. [`ICMP_DEST_UNREACHABLE`].
     pub icmp_type: u8,
+    /// Code, e.g. 1 for host unreachable.
     pub code: u8,
+    /// For an error, the packet it quotes.
     pub quoted: Option<Quoted>,
 }
 
+/// ICMP echo reply (ping's answer).
 pub const ICMP_ECHO_REPLY: u8 = 0;
+/// ICMP destination unreachable.
 pub const ICMP_DEST_UNREACHABLE: u8 = 3;
+/// ICMP echo request (ping).
 pub const ICMP_ECHO_REQUEST: u8 = 8;
+/// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
+/// Decodes an Ethernet frame; never fails: what does not decode is [`Kind::Other`].
 pub fn decode(frame: &[u8]) -> Kind {
     let packet = match SlicedPacket::from_ethernet(frame) {
         Ok(p) => p,

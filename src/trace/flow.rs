@@ -7,30 +7,42 @@ use std::net::SocketAddrV4;
 use super::decode::{IPPROTO_TCP, Kind};
 use super::{Packet, Trace};
 
+/// A TCP connection's two ends, client first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// The side that sent the first SYN (or, without one, the first packet).
     pub client: SocketAddrV4,
+    /// The other side.
     pub server: SocketAddrV4,
 }
 
+/// One end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
+    /// The side that opened it.
     Client,
+    /// The side that was connected to.
     Server,
 }
 
+/// One TCP connection (or attempt) in a trace: its packets by role, as indexes into the
+/// trace's packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
+    /// Its two ends.
     pub key: FlowKey,
     /// Indexes into the trace's packets, in capture order.
     pub packets: Vec<usize>,
     /// Every SYN the client sent; all but the first carry the same ISN.
     pub syns: Vec<usize>,
+    /// Every SYN-ACK the server sent.
     pub syn_acks: Vec<usize>,
+    /// Every reset, and who sent it.
     pub resets: Vec<(usize, Side)>,
+    /// Every FIN, and who sent it.
     pub fins: Vec<(usize, Side)>,
+    /// ICMP errors that quote the connection's packets.
     pub icmp_errors: Vec<usize>,
     /// Packets that repeat a sequence range already seen (Wireshark's [TCP Retransmission]).
     pub retransmissions: HashSet<usize>,
@@ -66,6 +78,7 @@ impl Flow {
         })
     }
 
+    /// Which side `src` is: the client if it is the client's end, else the server.
     pub fn side_of(&self, src: SocketAddrV4) -> Side {
         if src == self.key.client {
             Side::Client

@@ -22,17 +22,24 @@ pub use render::describe;
 pub struct Packet {
     /// Kernel timestamp, since the Unix epoch.
     pub at: Duration,
+    /// Which way it crossed the interface.
     pub direction: Direction,
+    /// Its length on the wire.
     pub len: usize,
+    /// What it is.
     pub kind: Kind,
 }
 
 /// Everything one host's interface saw.
 #[derive(Debug, Clone)]
 pub struct Trace {
+    /// The host.
     pub host: String,
+    /// The interface.
     pub interface: String,
+    /// Every packet, in capture order.
     pub packets: Vec<Packet>,
+    /// Packets the kernel dropped before the capture read them: a trace with drops is incomplete.
     pub drops: u64,
     /// Where the pcap of this capture was written, if it was.
     pub pcap: Option<PathBuf>,
@@ -40,6 +47,7 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Decodes a capture; flows are found once, here.
     pub fn new(captured: &Captured) -> Trace {
         let packets: Vec<Packet> = captured
             .frames
@@ -62,6 +70,7 @@ impl Trace {
         }
     }
 
+    /// Every TCP flow, in the order of its first packet.
     pub fn flows(&self) -> &[Flow] {
         &self.flows
     }
