@@ -50,11 +50,14 @@ pub fn positive_seconds(s: &str) -> Result<f64, String> {
 /// The client's pause between messages: a fixed time, or a random time in a range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PauseRange {
+    /// The shortest pause, in seconds.
     pub min: f64,
+    /// The longest pause, in seconds (equal to `min` for a fixed pause).
     pub max: f64,
 }
 
 impl PauseRange {
+    /// A pause drawn uniformly from the range.
     pub fn pick(&self) -> Duration {
         let secs = self.min + fastrand::f64() * (self.max - self.min);
         Duration::from_secs_f64(secs)

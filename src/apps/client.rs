@@ -12,8 +12,10 @@ use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
 use crate::wire::{Message, WireError, read_message, write_message};
 
+/// `tcp-client`'s command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
+    long_about = None,
     name = "tcp-client",
     version,
     about = "TCP client of the sandbox: sends numbered messages and prints the answers",

@@ -12,8 +12,10 @@ use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
 use crate::wire::read_message;
 
+/// `tcp-hesitant-consumer`'s command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
+    long_about = None,
     name = "tcp-hesitant-consumer",
     version,
     about = "TCP server that accepts one connection and does not read until told to",
@@ -30,6 +32,7 @@ pub struct ConsumerArgs {
     pub read_after_sec: Option<f64>,
 }
 
+/// Runs `tcp-hesitant-consumer` to its end.
 pub fn main(args: ConsumerArgs) -> Result<(), AppError> {
     super::runtime()?.block_on(run(args))
 }

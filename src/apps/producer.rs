@@ -11,8 +11,10 @@ use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
 use crate::wire::{Message, WireError, write_message};
 
+/// `tcp-eager-producer`'s command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
+    long_about = None,
     name = "tcp-eager-producer",
     version,
     about = "TCP client that sends large JSON messages every few seconds",
@@ -42,6 +44,7 @@ pub struct ProducerArgs {
 const NUMBERS: usize = 3000;
 const UUIDS: usize = 400;
 
+/// Runs `tcp-eager-producer` to its end.
 pub fn main(args: ProducerArgs) -> Result<(), AppError> {
     super::runtime()?.block_on(run(args))
 }

@@ -14,8 +14,10 @@ use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
 use crate::wire::{Message, MessageType, WireError, read_message, write_message};
 
+/// `tcp-server`'s command line.
 #[derive(Debug, Clone, Parser)]
 #[command(
+    long_about = None,
     name = "tcp-server",
     version,
     about = "TCP server of the sandbox: answers every TEXT message it receives",

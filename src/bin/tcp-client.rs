@@ -1,3 +1,5 @@
+//! tcp-client: the sandbox's TCP client (see [`tcplab::apps::client`]).
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,3 +1,5 @@
+//! tcp-eager-producer: sends large messages as fast as allowed (see [`tcplab::apps::producer`]).
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,3 +1,5 @@
+//! tcp-hesitant-consumer: accepts one connection and does not read (see [`tcplab::apps::consumer`]).
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,3 +1,5 @@
+//! tcp-server: the sandbox's TCP server (see [`tcplab::apps::server`]).
+
 use std::process::ExitCode;
 
 use clap::Parser;
