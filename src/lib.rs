@@ -81,7 +81,8 @@
 //! # Scenarios
 //! A [`Scenario`] file holds a topology, sysctls, steps and expectations; [`scenario::run`]
 //! runs it (the same engine as `tcplab run`) and [`Report`] renders the result as text or
-//! JSON. The catalog in `fixtures/scenarios` runs from any crate:
+//! JSON. tcplab's own apps (`tcp-server`, `tcp-client`...) that a scenario names are found, or
+//! built once, from any crate (see [`apps::locate`]):
 //! ```no_run
 //! use tcplab::{Report, RunOptions, Scenario};
 //!
