@@ -16,11 +16,12 @@ pub enum ErrorClass {
     ConnectTimeout,
     /// A TCP reset answered the SYN: nothing listens, or a firewall rejects with a reset.
     ConnectionRefused,
-    /// An ICMP host unreachable (or admin prohibited) answered.
+    /// The host cannot be reached: an ICMP host unreachable or administratively prohibited
+    /// answered, or nobody answered ARP.
     HostUnreachable,
-    /// No route to the network.
+    /// No route to the network, or an ICMP network unreachable.
     NetworkUnreachable,
-    /// An established connection was reset.
+    /// An established connection was reset or aborted.
     ConnectionReset,
     /// No data within the read timeout.
     ReadTimeout,

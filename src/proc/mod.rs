@@ -31,7 +31,8 @@ pub struct Line {
     pub at: Duration,
     /// Where it was printed.
     pub stream: Stream,
-    /// The line, without its newline (lossy UTF-8, cut at [`MAX_LINE`] bytes).
+    /// The line, without its newline and its terminal colour sequences (lossy UTF-8, cut at
+    /// [`MAX_LINE`] bytes).
     pub text: String,
 }
 
