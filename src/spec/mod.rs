@@ -14,11 +14,11 @@ pub use model::{
     SecurityGroup, SgRule, Topology,
 };
 pub use read::{MAX_FILE_SIZE, read_text};
+pub(crate) use resolve::resolve;
 pub use resolve::{
     Allow, FieldPath, MAX_HOST_NAME, Placement, Resolved, ResolvedFirewall, ResolvedHost, Segment,
-    ValidationError, resolve,
+    ValidationError,
 };
-pub use subnet::check_subnet;
 
 /// A topology file that cannot be used: where, and what to change.
 #[derive(Debug, thiserror::Error)]
