@@ -19,7 +19,7 @@ const COLOURS: [AnsiColor; 12] = [
 ];
 
 /// The style of worker `n` (1-based, as printed).
-pub fn worker_style(n: usize) -> Style {
+pub(crate) fn worker_style(n: usize) -> Style {
     let colour = COLOURS[n.saturating_sub(1) % COLOURS.len()];
     Style::new().fg_color(Some(colour.into()))
 }
