@@ -175,6 +175,34 @@ pub const MAX_HOST_NAME: usize = 15;
 /// as [`Topology::resolve`].
 pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
     let subnet = topo.subnet.trunc();
+    check_sizes(topo)?;
+    let groups = check_groups(topo)?;
+    let taken = check_hosts(topo, subnet, &groups)?;
+    let addresses = assign_addresses(topo, subnet, &taken)?;
+    let address_of: HashMap<&str, Ipv4Addr> = topo
+        .hosts
+        .iter()
+        .zip(&addresses)
+        .map(|(h, a)| (h.name.as_str(), *a))
+        .collect();
+    let hosts = resolve_hosts(topo, &groups, &addresses)?;
+    let firewalls = topo
+        .firewalls
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| resolve_firewall(rule, at("firewall").index(i), topo, &address_of))
+        .collect::<Result<_, _>>()?;
+
+    Ok(Resolved {
+        subnet,
+        hosts,
+        firewalls,
+        domain: topo.domain.clone(),
+    })
+}
+
+/// The subnet, the sizes of the lists, at least one host, and the domain.
+fn check_sizes(topo: &Topology) -> Result<(), ValidationError> {
     check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?;
     count(topo.hosts.len(), MAX_HOSTS, "hosts").map_err(|m| invalid(at("host"), m))?;
     count(topo.security_groups.len(), MAX_ENTRIES, "security groups")
@@ -191,8 +219,16 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         check_domain(domain).map_err(|m| invalid(at("domain"), m))?;
     }
 
-    let groups = check_groups(topo)?;
+    Ok(())
+}
 
+/// Host names unique and valid, given addresses inside the subnet and unique, groups that
+/// exist. Returns the addresses given, with their hosts.
+fn check_hosts<'t>(
+    topo: &'t Topology,
+    subnet: Ipv4Net,
+    groups: &HashMap<&str, &super::model::SecurityGroup>,
+) -> Result<HashMap<Ipv4Addr, &'t str>, ValidationError> {
     let mut names = HashSet::new();
     let mut taken: HashMap<Ipv4Addr, &str> = HashMap::new();
     for (i, host) in topo.hosts.iter().enumerate() {
@@ -229,6 +265,15 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         }
     }
 
+    Ok(taken)
+}
+
+/// Each host's address: its own, or the next free one after the 3 AWS reserves.
+fn assign_addresses(
+    topo: &Topology,
+    subnet: Ipv4Net,
+    taken: &HashMap<Ipv4Addr, &str>,
+) -> Result<Vec<Ipv4Addr>, ValidationError> {
     let mut free = subnet.hosts().skip(3).filter(|a| !taken.contains_key(a));
     let mut addresses = Vec::with_capacity(topo.hosts.len());
     for (i, host) in topo.hosts.iter().enumerate() {
@@ -243,15 +288,18 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         };
         addresses.push(addr);
     }
-    let address_of: HashMap<&str, Ipv4Addr> = topo
-        .hosts
-        .iter()
-        .zip(&addresses)
-        .map(|(h, a)| (h.name.as_str(), *a))
-        .collect();
+    Ok(addresses)
+}
+
+/// Each host with the rules of its groups, groups named in rules turned into addresses.
+fn resolve_hosts(
+    topo: &Topology,
+    groups: &HashMap<&str, &super::model::SecurityGroup>,
+    addresses: &[Ipv4Addr],
+) -> Result<Vec<ResolvedHost>, ValidationError> {
     // Each group's members, found once: a rule naming a group stands for their addresses.
     let mut members: HashMap<&str, Vec<Ipv4Net>> = HashMap::new();
-    for (h, addr) in topo.hosts.iter().zip(&addresses) {
+    for (h, addr) in topo.hosts.iter().zip(addresses) {
         let mine: HashSet<&str> = h.security_groups.iter().map(String::as_str).collect();
         for g in mine {
             members.entry(g).or_default().push(Ipv4Net::from(*addr));
@@ -290,7 +338,7 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
     };
 
     let mut hosts = Vec::with_capacity(topo.hosts.len());
-    for (h, addr) in topo.hosts.iter().zip(&addresses) {
+    for (h, addr) in topo.hosts.iter().zip(addresses) {
         let sgs: Vec<_> = h
             .security_groups
             .iter()
@@ -318,19 +366,7 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         });
     }
 
-    let firewalls = topo
-        .firewalls
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| resolve_firewall(rule, at("firewall").index(i), topo, &address_of))
-        .collect::<Result<_, _>>()?;
-
-    Ok(Resolved {
-        subnet,
-        hosts,
-        firewalls,
-        domain: topo.domain.clone(),
-    })
+    Ok(hosts)
 }
 
 /// A DNS name of dot-separated labels: 1 to 63 lowercase letters, digits and dashes each, not
