@@ -129,9 +129,6 @@
 
 #![warn(missing_docs)]
 
-// apps/mod.rs is documented by the owner of the apps refactor (issue 11); its submodules are
-// documented. Remove this `allow` with it.
-#[allow(missing_docs)]
 pub mod apps;
 pub mod capture;
 pub mod contain;

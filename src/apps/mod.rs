@@ -17,11 +17,14 @@ use crate::error_class::ErrorClass;
 /// Why an app stopped: its class decides the exit code, the message says the cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct AppError {
+    /// The kind of failure; it picks the process exit code.
     pub class: ErrorClass,
+    /// One line saying what went wrong, shown to the user.
     pub message: String,
 }
 
 impl AppError {
+    /// An error of `class` with the one-line `message`.
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         AppError {
             class,
