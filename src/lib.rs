@@ -134,9 +134,6 @@ pub mod capture;
 pub mod contain;
 pub mod error_class;
 pub mod escape;
-// Documented by the owner of the scenario and expectation refactor (issue 11, item 11);
-// remove this `allow` with it.
-#[allow(missing_docs)]
 pub mod expect;
 pub mod firewall;
 pub mod lab;

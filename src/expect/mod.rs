@@ -30,68 +30,131 @@ pub enum Expectation {
     /// `program`, the program that connects, the first SYN must also leave within the
     /// tolerance of its start: a client that waited (for ARP, say) fails as a late start.
     SynSchedule {
+        /// The host whose capture is checked.
         host: String,
+        /// The server's address and port.
         server: SocketAddrV4,
         /// The host whose sysctls time the SYNs (the client; `host` may be its bridge port).
         sender: String,
         /// The client's own connect timeout, if it has one.
         app_timeout: Option<Duration>,
+        /// How far each SYN may be from its predicted time.
         tolerance: Tolerance,
+        /// The connecting program's name, to check the first SYN against its start.
         program: Option<String>,
     },
     /// `host`'s capture holds no packet of any flow to `server`.
-    NoFlow { host: String, server: SocketAddrV4 },
+    NoFlow {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+    },
     /// `host`'s capture holds no IP packet at all (ARP aside).
-    NoIpPackets { host: String },
+    NoIpPackets {
+        /// The host whose capture is checked.
+        host: String,
+    },
     /// On `host`'s capture, a flow to `server` completed its three-way handshake.
-    Handshake { host: String, server: SocketAddrV4 },
+    Handshake {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+    },
     /// On `host`'s capture, a flow to `server` was reset by `by`.
     ResetBy {
+        /// The host whose capture is checked.
         host: String,
+        /// The server's address and port.
         server: SocketAddrV4,
+        /// The side that sent the RST.
         by: Side,
     },
     /// On `host`'s capture, nothing answered the SYNs to `server`: no SYN-ACK, RST or ICMP.
-    NoAnswer { host: String, server: SocketAddrV4 },
+    NoAnswer {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+    },
     /// On `host`'s capture, an ICMP error of this type and code quotes a flow to `server`.
     IcmpError {
+        /// The host whose capture is checked.
         host: String,
+        /// The server's address and port.
         server: SocketAddrV4,
+        /// ICMP type (3 is destination unreachable).
         icmp_type: u8,
+        /// ICMP code within the type.
         code: u8,
     },
     /// `text` is in the client's payload to `server` on every one of `hosts`, in flows with
     /// the same four-tuple.
     Payload {
+        /// The text to find.
         text: String,
+        /// The server's address and port.
         server: SocketAddrV4,
+        /// The hosts whose captures must all hold it.
         hosts: Vec<String>,
     },
     /// `text` is in the server's payload to the client, in a connection to `server`, on every
     /// one of `hosts`, in flows with the same four-tuple.
     Answer {
+        /// The text to find.
         text: String,
+        /// The server's address and port.
         server: SocketAddrV4,
+        /// The hosts whose captures must all hold it.
         hosts: Vec<String>,
     },
     /// The program named `program` ran for `expected`, within `tolerance` ("curl gave up
     /// after 3 s").
     Took {
+        /// The program's name from its `start`/`run` step.
         program: String,
+        /// How long it should have run.
         expected: Duration,
+        /// How far the run time may be from `expected`.
         tolerance: Tolerance,
     },
     /// The program named `program` ended with class `class`.
-    Class { program: String, class: ErrorClass },
+    Class {
+        /// The program's name from its `start`/`run` step.
+        program: String,
+        /// The class it must have ended with.
+        class: ErrorClass,
+    },
     /// The program named `program` exited with `code` (for tools that are not tcplab's).
-    Exit { program: String, code: i32 },
+    Exit {
+        /// The program's name from its `start`/`run` step.
+        program: String,
+        /// The exit code it must have returned.
+        code: i32,
+    },
     /// The program named `program` printed a line containing `line`.
-    Output { program: String, line: String },
+    Output {
+        /// The program's name from its `start`/`run` step.
+        program: String,
+        /// Text one line of its output must contain.
+        line: String,
+    },
     /// On `host`'s capture, the server side of a flow to `server` advertised a zero window
     /// and the client kept probing it.
-    ZeroWindow { host: String, server: SocketAddrV4 },
+    ZeroWindow {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+    },
     /// On `host`'s capture, ARP asked for `target` and nobody answered.
-    UnansweredArp { host: String, target: Ipv4Addr },
+    UnansweredArp {
+        /// The host whose capture is checked.
+        host: String,
+        /// The address ARP asked for.
+        target: Ipv4Addr,
+    },
 }
 
 impl fmt::Display for Expectation {
@@ -171,16 +234,22 @@ impl fmt::Display for Expectation {
 /// reports count from (since the Unix epoch), and the SYN sysctls of the hosts that sent SYNs
 /// a schedule is checked for.
 pub struct Evidence<'a> {
+    /// One trace per capture.
     pub traces: &'a [Trace],
+    /// Each program's name and how it ended.
     pub outcomes: &'a [(String, Outcome)],
+    /// The time all reports count from, since the Unix epoch.
     pub origin: Duration,
+    /// The SYN sysctls of each host that sent SYNs a schedule is checked for.
     pub syn_sysctls: &'a [(String, SynSysctls)],
 }
 
 /// One expectation's result.
 #[derive(Debug, Clone)]
 pub struct Check {
+    /// The expectation, in words.
     pub expectation: String,
+    /// Whether it held.
     pub held: bool,
     /// What was seen, in a sentence or a few lines.
     pub detail: String,
@@ -191,11 +260,14 @@ pub struct Check {
 /// All checks of a run.
 #[derive(Debug, Clone)]
 pub struct Verdict {
+    /// In report order: checks made before, one per capture (it dropped nothing), then one
+    /// per expectation.
     pub checks: Vec<Check>,
     report: String,
 }
 
 impl Verdict {
+    /// Whether every check held.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.held)
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// How far a seen time may be from the expected one: `absolute + relative * expected`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
+    /// Fixed slack, whatever the expected time.
     pub absolute: Duration,
+    /// Slack as a fraction of the expected time (0.05 is 5%).
     pub relative: f64,
 }
 
@@ -22,10 +24,12 @@ impl Default for Tolerance {
 }
 
 impl Tolerance {
+    /// The largest difference allowed around `expected`.
     pub fn margin(&self, expected: Duration) -> Duration {
         self.absolute + expected.mul_f64(self.relative)
     }
 
+    /// Whether `seen` is within the margin of `expected`.
     pub fn allows(&self, expected: Duration, seen: Duration) -> bool {
         expected.abs_diff(seen) <= self.margin(expected)
     }
@@ -92,7 +96,9 @@ impl SynSysctls {
 /// of the point where the client gives up may or may not go out).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExpectedSyn {
+    /// When it should leave, counted from the first SYN.
     pub at: Duration,
+    /// False for a SYN so close to the give-up point that it may not be sent.
     pub required: bool,
 }
 
