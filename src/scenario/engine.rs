@@ -15,14 +15,19 @@ use crate::output::{OutDir, OutputError};
 use crate::proc::{Outcome, Proc};
 use crate::trace::Trace;
 
+/// Why a scenario could not be run to a verdict (a failed expectation is not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
+    /// Building or driving the lab failed.
     #[error("scenario {scenario}: {source}")]
     Lab {
+        /// The scenario's name.
         scenario: String,
+        /// What the lab reported.
         #[source]
         source: Box<LabError>,
     },
+    /// Writing the run's output (pcaps, report) failed.
     #[error(transparent)]
     Output(#[from] OutputError),
 }
@@ -64,12 +69,17 @@ pub struct RunOptions {
 
 /// A finished run: the verdict and the evidence behind it.
 pub struct Run {
+    /// The scenario's name.
     pub scenario: String,
+    /// Every check and whether it held.
     pub verdict: Verdict,
+    /// One trace per capture.
     pub traces: Vec<Trace>,
+    /// Each program's name and how it ended.
     pub outcomes: Vec<(String, Outcome)>,
     /// The zero of every time in the report, since the Unix epoch.
     pub origin: Duration,
+    /// How long the run took.
     pub wall_time: Duration,
 }
 
