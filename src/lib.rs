@@ -141,7 +141,6 @@ pub mod netns;
 pub mod output;
 pub mod proc;
 pub mod report;
-#[allow(missing_docs)]
 pub mod scenario;
 pub mod session;
 pub mod spec;

@@ -37,17 +37,24 @@ pub enum ScenarioError {
 pub enum Event {
     /// A step begins; `limit` is how long it may take.
     Step {
+        /// The step's position, from 0.
         index: usize,
+        /// How many steps the scenario has.
         total: usize,
+        /// What the step does, in words (`start server on server: tcp-server 0.0.0.0 1234`).
         description: String,
+        /// How long it may take: its own timeout, or what is left of the time limit.
         limit: Duration,
         /// The connect timeout (`-t`) a client in this step was given, if any.
         connect_timeout: Option<Duration>,
     },
     /// A packet that tells the story (not bulk data) was captured on `host`.
     Packet {
+        /// The capture: a host, or `fabric:HOST` for a bridge port.
         host: String,
+        /// When, on the run's clock (since the captures started).
         at: Duration,
+        /// The packet as a tcpdump-like line.
         line: String,
     },
 }

@@ -25,16 +25,24 @@ pub use model::{ExpectSpec, ScenarioFile, Step, SysctlValue, ToleranceSpec};
 pub struct Scenario {
     /// The file's stem, e.g. `connect-timeout`.
     pub name: String,
+    /// What the scenario shows, from its file.
     pub description: String,
+    /// The file it was read from, if it was.
     pub path: Option<PathBuf>,
+    /// The topology as written (the file's own plus what the scenario adds), which steps that
+    /// change rules start from.
     pub topology: Topology,
+    /// The topology checked and resolved: what the lab is built from.
     pub resolved: Resolved,
     /// (host, key, value), set before the first step.
     pub sysctls: Vec<(String, String, String)>,
+    /// How long the whole run may take.
     pub time_limit: Duration,
     /// Each host's bridge port is captured too, as `fabric:HOST`.
     pub capture_bridge_ports: bool,
+    /// What happens, in order.
     pub steps: Vec<Step>,
+    /// What must be true of the run, checked against its evidence.
     pub expectations: Vec<Expectation>,
 }
 

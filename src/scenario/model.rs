@@ -9,24 +9,31 @@ use serde::Deserialize;
 use crate::spec::{FirewallRule, HostSpec, SecurityGroup, SgRule};
 use crate::trace::Side;
 
+/// Seconds a scenario may take when its file does not say.
 pub const DEFAULT_TIME_LIMIT: f64 = 60.0;
 
+/// A scenario file as written, before it is checked (see [`crate::scenario::Scenario`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
+    /// What the scenario shows, in a sentence (required): the catalog and reports print it.
     pub description: String,
     /// A topology file, relative to the scenario file.
     #[serde(default)]
     pub topology: Option<String>,
+    /// The subnet, replacing the topology file's (default: the article's 10.0.0.0/24).
     #[serde(default)]
     pub subnet: Option<Ipv4Net>,
     /// The lab's private DNS domain, as in a topology file.
     #[serde(default)]
     pub domain: Option<String>,
+    /// Hosts (`[[host]]`) added to the topology file's, or all of them without one.
     #[serde(default, rename = "host")]
     pub hosts: Vec<HostSpec>,
+    /// Security groups (`[[security_group]]`) added to the topology file's.
     #[serde(default, rename = "security_group")]
     pub security_groups: Vec<SecurityGroup>,
+    /// Firewall rules (`[[firewall]]`) added to the topology file's.
     #[serde(default, rename = "firewall")]
     pub firewalls: Vec<FirewallRule>,
     /// Per host: `net.*` sysctls set before the first step.
@@ -38,8 +45,10 @@ pub struct ScenarioFile {
     /// Seconds the whole scenario may take.
     #[serde(default = "default_time_limit")]
     pub time_limit: f64,
+    /// What happens, in order (`[[step]]`).
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
+    /// What must be true of the run (`[[expect]]`).
     #[serde(default, rename = "expect")]
     pub expectations: Vec<ExpectSpec>,
 }
@@ -48,14 +57,18 @@ fn default_time_limit() -> f64 {
     DEFAULT_TIME_LIMIT
 }
 
+/// A sysctl's value as written: a number or text (the kernel checks it when it is set).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum SysctlValue {
+    /// `"net.ipv4.tcp_syn_retries" = 1`
     Number(i64),
+    /// `"net.ipv4.ip_local_port_range" = "32768 60999"`
     Text(String),
 }
 
 impl SysctlValue {
+    /// The value as it is written to `/proc/sys`.
     pub fn as_string(&self) -> String {
         match self {
             SysctlValue::Number(n) => n.to_string(),
@@ -70,29 +83,47 @@ impl SysctlValue {
 pub enum Step {
     /// Starts a program on a host and goes on (optionally once it printed `wait_for`).
     Start {
+        /// The host it runs on.
         host: String,
+        /// The program's name in steps, expectations and reports; unique in the scenario.
         name: String,
+        /// The program and its arguments: a path with a slash is relative to this file, a bare name is one of tcplab's apps or on `PATH`; `${VAR}` comes from the environment.
         command: Vec<String>,
+        /// Go on only once the program printed a line containing this.
         #[serde(default)]
         wait_for: Option<String>,
     },
     /// Runs a program on a host to its end.
     Run {
+        /// The host it runs on.
         host: String,
+        /// The program's name in steps, expectations and reports; unique in the scenario.
         name: String,
+        /// The program and its arguments: a path with a slash is relative to this file, a bare name is one of tcplab's apps or on `PATH`; `${VAR}` comes from the environment.
         command: Vec<String>,
         /// Seconds; by default what is left of the time limit.
         #[serde(default)]
         timeout: Option<f64>,
     },
     /// Waits until a started program prints a line containing `line`.
-    WaitFor { name: String, line: String },
+    WaitFor {
+        /// The program, as a `start` step named it.
+        name: String,
+        /// Text the line must contain.
+        line: String,
+    },
     /// Waits until a started program ends.
-    Wait { name: String },
+    Wait {
+        /// The program, as a `start` step named it.
+        name: String,
+    },
     /// Runs `ping` (iputils) from a host to another host or an address.
     Ping {
+        /// The host it runs on.
         host: String,
+        /// A host's name or an IPv4 address.
         target: String,
+        /// Its name in expectations (default `ping`).
         #[serde(default)]
         name: Option<String>,
         /// Echo requests to send, 1 to `MAX_PING_COUNT` (read wide so that a bad count is
@@ -101,26 +132,39 @@ pub enum Step {
         count: i64,
     },
     /// Stops a started program as Ctrl+C would (SIGINT) and waits for it to end.
-    Stop { name: String },
+    Stop {
+        /// The program, as a `start` step named it.
+        name: String,
+    },
     /// Kills a started program (SIGKILL): the kernel aborts its connections.
-    Kill { name: String },
+    Kill {
+        /// The program, as a `start` step named it.
+        name: String,
+    },
     /// Replaces a security group's rules while the scenario runs; connections already
     /// established stay up, as AWS tracks them.
     SecurityGroup {
+        /// The security group to change (it must exist).
         group: String,
+        /// Its new ingress rules; left out: unchanged.
         #[serde(default)]
         ingress: Option<Vec<SgRule>>,
+        /// Its new egress rules; left out: unchanged.
         #[serde(default)]
         egress: Option<Vec<SgRule>>,
     },
     /// Replaces every firewall rule (fabric and hosts) while the scenario runs.
-    Firewall { rules: Vec<FirewallRule> },
+    Firewall {
+        /// Every firewall rule from now on (an empty list removes them all).
+        rules: Vec<FirewallRule>,
+    },
 }
 
 fn one() -> i64 {
     1
 }
 
+/// A time tolerance as written: `absolute + relative * expected`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToleranceSpec {
@@ -134,21 +178,32 @@ pub struct ToleranceSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ExpectSpec {
+    /// One of tcplab's apps ended with this error class.
     Class {
+        /// A program a step named.
         program: String,
+        /// An error class: `ok`, `connect-timeout`, `connection-refused`, `host-unreachable`, `network-unreachable`, `connection-reset`, `read-timeout`, `address-in-use` or `other`.
         class: String,
     },
+    /// A program exited with this code (any program).
     Exit {
+        /// A program a step named.
         program: String,
         /// 0 to 255, read wide as `count` is.
         code: i64,
     },
+    /// A program printed a line containing `line`.
     Output {
+        /// A program a step named.
         program: String,
+        /// Text a line of the program's output must contain.
         line: String,
     },
+    /// The SYNs of the one connection to `server` on `host`'s capture follow the kernel's retransmission schedule (from `sender`'s sysctls and `app_timeout`), the first right after `program` started.
     SynSchedule {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
         /// The host whose sysctls time the SYNs: the client (default: `host`).
         #[serde(default)]
@@ -160,31 +215,50 @@ pub enum ExpectSpec {
         /// Default: the one program started on `sender`.
         #[serde(default)]
         program: Option<String>,
+        /// How far SYN times may be off (default 0.1 s + 5%).
         #[serde(default)]
         tolerance: Option<ToleranceSpec>,
     },
+    /// No packet of any connection to `server` on `host`'s capture.
     NoFlow {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
+    /// No IP packet at all on `host`'s capture (ARP aside).
     NoIpPackets {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
     },
+    /// A connection to `server` completed its three-way handshake on `host`'s capture.
     Handshake {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
+    /// A connection to `server` was reset by `by`, on `host`'s capture.
     ResetBy {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
+        /// Who sent the reset: `client` or `server`.
         by: Side,
     },
+    /// SYNs to `server` went out on `host`'s capture and nothing answered: no SYN-ACK, RST or ICMP error.
     NoAnswer {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
+    /// An ICMP error of this type and code quotes a connection to `server`, on `host`'s capture.
     Icmp {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
         /// 0 to 255, read wide as `count` is.
         #[serde(rename = "type")]
@@ -192,17 +266,27 @@ pub enum ExpectSpec {
         /// 0 to 255.
         code: i64,
     },
+    /// The client's payload to `server` contains `text`, seen on each of `hosts` in one connection.
     Payload {
+        /// Text the payload must contain.
         text: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
+        /// The captures it must be seen on, all in one connection.
         hosts: Vec<String>,
     },
+    /// `server` advertised a zero window and the client kept probing it, on `host`'s capture.
     ZeroWindow {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
+    /// ARP asked for `target` on `host`'s capture and nobody answered.
     UnansweredArp {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
+        /// The IPv4 address ARP asked for.
         target: String,
     },
 }
