@@ -14,6 +14,7 @@
 //!
 //! The error, when none has them, names every place looked at and the one-line fix.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -110,8 +111,10 @@ fn built() -> Result<PathBuf, String> {
         return result.clone();
     }
     let root = apps_root();
-    // A minute of silence in a test would look like a hang.
-    eprintln!(
+    // A minute of silence in a test would look like a hang. Written to stderr itself, not
+    // through `eprintln!`, which the test harness captures until the test ends.
+    let _ = writeln!(
+        std::io::stderr(),
         "tcplab: building tcplab's apps from {} into {} (once; set {BIN_DIR_VAR} to use prebuilt ones)",
         env!("CARGO_MANIFEST_DIR"),
         root.display()

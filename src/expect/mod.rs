@@ -853,11 +853,12 @@ fn late_start(
 
 fn render(checks: &[Check], ev: &Evidence) -> String {
     let mut s = String::new();
-    for c in checks {
+    // Failures first: the first line of a failed test's message is what went wrong.
+    let (failed, held): (Vec<&Check>, Vec<&Check>) = checks.iter().partition(|c| !c.held);
+    for c in failed.iter().chain(&held) {
         let mark = if c.held { "ok  " } else { "FAIL" };
         let _ = writeln!(s, "{mark} {}: {}", c.expectation, c.detail);
     }
-    let failed: Vec<&Check> = checks.iter().filter(|c| !c.held).collect();
     if failed.is_empty() {
         return s;
     }

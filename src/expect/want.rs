@@ -171,7 +171,9 @@ pub fn no_answer(host: &str, target: &str) -> Expect {
     flow(host, target, FlowWant::NoAnswer)
 }
 
-/// On `host`'s capture, a connection to `target` was reset by `by`.
+/// On `host`'s capture, a connection to `target` was reset by `by`: the side whose address
+/// the RST carries. A firewall that resets on the server's behalf forges the server's
+/// address, so its RST is `Side::Server`, as the client sees it.
 pub fn reset_by(host: &str, target: &str, by: Side) -> Expect {
     flow(host, target, FlowWant::ResetBy(by))
 }
