@@ -10,9 +10,7 @@ use std::time::Duration;
 use common::artifacts::Artifacts;
 use common::*;
 use tcplab::ErrorClass;
-use tcplab::expect::{
-    Evidence, Expectation, SynSysctls, Tolerance, Verdict, evaluate, syn_senders,
-};
+use tcplab::expect::{Evidence, Expectation, Tolerance, Verdict, evaluate, read_syn_sysctls};
 use tcplab::lab::Lab;
 use tcplab::proc::Outcome;
 use tcplab::spec::{Action, FirewallRule, Protocol};
@@ -55,14 +53,9 @@ fn verdict(
     outcomes: &[(String, Outcome)],
     origin: Duration,
 ) -> Verdict {
-    let syn_sysctls: Vec<(String, SynSysctls)> = syn_senders(expectations)
-        .into_iter()
-        .map(|h| {
-            let host = lab.host(h).unwrap();
-            let sysctls = SynSysctls::read(|k| host.sysctl(k).ok()).unwrap();
-            (h.to_string(), sysctls)
-        })
-        .collect();
+    let (syn_sysctls, unread) =
+        read_syn_sysctls(expectations, |h, k| lab.host(h).ok()?.sysctl(k).ok());
+    assert!(unread.is_empty(), "{unread:?}");
     evaluate(
         expectations,
         &Evidence {

@@ -51,7 +51,7 @@ pub fn finish(result: Result<(), AppError>) -> ExitCode {
     }
 }
 
-pub use crate::units::fmt_secs;
+pub(crate) use crate::units::fmt_secs;
 
 /// Builds the runtime the apps run on; one thread is plenty for the sandbox's load.
 pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {

@@ -299,9 +299,13 @@ impl Check {
     }
 }
 
-/// The hosts whose SYN sysctls the evidence must hold for `expectations` (their senders of
-/// SYN schedules), each once.
-pub fn syn_senders(expectations: &[Expectation]) -> Vec<&str> {
+/// The SYN sysctls of each host that sends the SYNs of a schedule in `expectations`, read
+/// through `lookup(host, key)` (a value, or `None` when it cannot be read): the evidence a
+/// run gathers for them. A host whose sysctls cannot be read gives a failed check instead.
+pub fn read_syn_sysctls(
+    expectations: &[Expectation],
+    lookup: impl Fn(&str, &str) -> Option<String>,
+) -> (Vec<(String, SynSysctls)>, Vec<Check>) {
     let mut senders: Vec<&str> = Vec::new();
     for e in expectations {
         if let Expectation::SynSchedule { sender, .. } = e
@@ -310,7 +314,17 @@ pub fn syn_senders(expectations: &[Expectation]) -> Vec<&str> {
             senders.push(sender);
         }
     }
-    senders
+    let (mut read, mut failed) = (Vec::new(), Vec::new());
+    for sender in senders {
+        match SynSysctls::read(|key| lookup(sender, key)) {
+            Ok(s) => read.push((sender.to_string(), s)),
+            Err(e) => failed.push(Check::failed(
+                format!("read the SYN sysctls of {sender}"),
+                e,
+            )),
+        }
+    }
+    (read, failed)
 }
 
 /// Evaluates `expectations`, plus one check per capture that it dropped nothing.

@@ -123,9 +123,6 @@ pub enum LabError {
 
 /// Whether a build failed for want of file descriptors, wherever in it that happened.
 fn ran_out_of_files(e: &LabError) -> bool {
-    if let LabError::Netns(NetnsError::Create(io)) = e {
-        return limits::out_of_files(io);
-    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if c.downcast_ref::<std::io::Error>()

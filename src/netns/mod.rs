@@ -24,7 +24,7 @@ pub use worker::WorkerState;
 pub enum NetnsError {
     /// The kernel refused a new network namespace (privileges, or file descriptors).
     #[error("cannot create a network namespace: {0}{hint}", hint = create_hint(.0))]
-    Create(std::io::Error),
+    Create(#[source] std::io::Error),
     /// The thread that lives in the namespace could not be started.
     #[error("cannot start the namespace's worker thread: {0}")]
     Thread(std::io::Error),

@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use super::{Interrupt, Scenario, Step, signal_name};
-use crate::expect::{Check, Evidence, SynSysctls, Verdict, evaluate_after, syn_senders};
+use crate::expect::{Check, Evidence, Verdict, evaluate_after, read_syn_sysctls};
 use crate::lab::{Lab, LabError};
 use crate::output::{OutDir, OutputError};
 use crate::proc::{Outcome, Proc};
@@ -214,17 +214,10 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             Err(e) => failures.push(Check::failed(format!("stop {name}"), e.to_string())),
         }
     }
-    let mut syn_sysctls = Vec::new();
-    for sender in syn_senders(&scenario.expectations) {
-        let host = lab.host(sender).map_err(lab_error)?;
-        match SynSysctls::read(|key| host.sysctl(key).ok()) {
-            Ok(s) => syn_sysctls.push((sender.to_string(), s)),
-            Err(e) => failures.push(Check::failed(
-                format!("read the SYN sysctls of {sender}"),
-                e,
-            )),
-        }
-    }
+    let (syn_sysctls, unread) = read_syn_sysctls(&scenario.expectations, |host, key| {
+        lab.host(host).ok()?.sysctl(key).ok()
+    });
+    failures.extend(unread);
     let outcomes = runner.outcomes;
     let verdict = evaluate_after(
         failures,

@@ -34,9 +34,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::expect::{
-    Evidence, Expect, ProgramName, SynSysctls, Verdict, evaluate_after, syn_senders,
-};
+use crate::expect::{Evidence, Expect, ProgramName, Verdict, evaluate_after, read_syn_sysctls};
 use crate::lab::{Lab, LabError, Recording};
 use crate::proc::{Line, Outcome, Proc, ProcError};
 
@@ -66,6 +64,12 @@ pub enum SessionError {
     /// An empty command.
     #[error("a command needs at least the program's name")]
     EmptyCommand,
+    /// A program whose end is unknown: an earlier wait or stop of it failed (and killed it).
+    #[error("how `{program}` ended is unknown: an earlier wait or stop of it failed")]
+    Unknown {
+        /// The program's name in the session.
+        program: String,
+    },
     /// One of tcplab's apps was named, and is nowhere to be found or built.
     #[error(transparent)]
     AppNotFound(#[from] crate::apps::locate::AppNotFound),
@@ -207,7 +211,9 @@ impl Program {
                 *lock(&self.0.outcome) = Some(outcome.clone());
                 Ok(outcome)
             }
-            None => self.outcome().ok_or(SessionError::EmptyCommand),
+            None => self.outcome().ok_or_else(|| SessionError::Unknown {
+                program: self.0.name.clone(),
+            }),
         }
     }
 }
@@ -367,21 +373,10 @@ impl<'lab> Session<'lab> {
                 Err(check) => failures.push(check),
             }
         }
-        let mut syn_sysctls = Vec::new();
-        for sender in syn_senders(&resolved) {
-            let read = self
-                .lab
-                .host(sender)
-                .map_err(|e| e.to_string())
-                .and_then(|h| SynSysctls::read(|key| h.sysctl(key).ok()));
-            match read {
-                Ok(s) => syn_sysctls.push((sender.to_string(), s)),
-                Err(e) => failures.push(crate::expect::Check::failed(
-                    format!("read the SYN sysctls of {sender}"),
-                    e,
-                )),
-            }
-        }
+        let (syn_sysctls, unread) = read_syn_sysctls(&resolved, |host, key| {
+            self.lab.host(host).ok()?.sysctl(key).ok()
+        });
+        failures.extend(unread);
         let verdict = evaluate_after(
             failures,
             &resolved,
