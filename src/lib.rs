@@ -130,6 +130,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod attribution;
 pub mod capture;
 pub mod contain;
 pub mod error_class;
@@ -141,6 +142,7 @@ pub mod netns;
 pub mod output;
 pub mod proc;
 pub mod report;
+mod ruletrace;
 pub mod scenario;
 pub mod session;
 pub mod spec;

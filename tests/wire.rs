@@ -63,6 +63,7 @@ fn verdict(
             outcomes,
             origin,
             syn_sysctls: &syn_sysctls,
+            attribution: &Default::default(),
         },
     )
 }

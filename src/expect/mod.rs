@@ -242,6 +242,8 @@ pub struct Evidence<'a> {
     pub origin: Duration,
     /// The SYN sysctls of each host that sent SYNs a schedule is checked for.
     pub syn_sysctls: &'a [(String, SynSysctls)],
+    /// Which rule let each packet through, dropped or rejected it.
+    pub attribution: &'a crate::attribution::Attribution,
 }
 
 /// One expectation's result.

@@ -94,6 +94,7 @@ fn schedule_check(frames: Vec<(u64, Vec<u8>)>) -> Verdict {
             outcomes: &outcomes,
             origin: STARTED - Duration::from_millis(500),
             syn_sysctls: &sysctls(),
+            attribution: &Default::default(),
         },
     )
 }
@@ -164,6 +165,7 @@ fn without_a_start_a_missing_syn_is_still_reported() {
             outcomes: &outcomes,
             origin: STARTED,
             syn_sysctls: &sysctls(),
+            attribution: &Default::default(),
         },
     );
     assert!(
@@ -184,6 +186,7 @@ fn exit_codes_of_other_programs_are_not_classes() {
         outcomes: &outcomes,
         origin: STARTED,
         syn_sysctls: &sysctls(),
+        attribution: &Default::default(),
     };
     assert_eq!(
         outcomes[0].1.class(),

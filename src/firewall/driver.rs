@@ -34,30 +34,47 @@ fn hint(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// Whether the tables may already exist in the namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether tables of tcplab may already exist in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// A namespace that holds none of the tables yet.
     Fresh,
-    /// Tables that may exist: replaced atomically, established connections kept.
-    Replace,
+    /// These tables may exist: they go in the same atomic batch that adds the new ones, so
+    /// no packet meets neither; established connections are kept.
+    Replace(Vec<(Family, String)>),
 }
 
-/// Loads `tables` into the current thread's namespace in one atomic batch.
-pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<(), FirewallError> {
+/// A rule as the kernel holds it: where, its handle, and the comment tcplab gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub family: Family,
+    pub table: String,
+    pub chain: String,
+    pub handle: u64,
+    pub comment: Option<String>,
+}
+
+/// Loads `tables` into the current thread's namespace in one atomic batch, and returns the
+/// handle the kernel gave each rule that has a comment.
+pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<Vec<Loaded>, FirewallError> {
     let err = |source| FirewallError {
         what: what.to_string(),
         source,
     };
-    if tables.is_empty() {
-        return Ok(());
+    let old = match &mode {
+        Mode::Fresh => &[][..],
+        Mode::Replace(old) => &old[..],
+    };
+    if tables.is_empty() && old.is_empty() {
+        return Ok(Vec::new());
     }
     // The kernel takes a batch in one datagram only; nftnl splits it into pages sent one by
     // one, so the page must hold the whole batch.
-    let messages: usize = tables
-        .iter()
-        .map(|t| 3 + t.chains.len() + t.chains.iter().map(|c| c.rules.len()).sum::<usize>())
-        .sum();
+    let messages: usize = 2 * old.len()
+        + tables
+            .iter()
+            .map(|t| 1 + t.chains.len() + t.chains.iter().map(|c| c.rules.len()).sum::<usize>())
+            .sum::<usize>();
     let page = (messages * MAX_MESSAGE_BYTES).max(MIN_PAGE_BYTES) as u32;
     let mut batch = Batch::with_page_size(page);
     let names: Vec<(CString, ProtoFamily)> = tables
@@ -68,14 +85,18 @@ pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<(), FirewallErro
         .iter()
         .map(|(name, fam)| nftnl::Table::new(name, *fam))
         .collect();
-    // Add-then-delete makes the replacement work whether or not the table exists yet.
+    let old_names: Vec<(CString, ProtoFamily)> = old
+        .iter()
+        .map(|(f, name)| (cstring(name), family(*f)))
+        .collect();
+    // Add-then-delete removes a table whether or not it exists. Deleting costs the kernel a
+    // grace period (milliseconds), so a fresh namespace skips it.
+    for (name, fam) in &old_names {
+        let t = nftnl::Table::new(name, *fam);
+        batch.add(&t, MsgType::Add);
+        batch.add(&t, MsgType::Del);
+    }
     for t in &nft_tables {
-        if mode == Mode::Replace {
-            // Add-then-delete empties the table whether or not it exists yet. Deleting costs
-            // the kernel a grace period (milliseconds), so a fresh namespace skips it.
-            batch.add(t, MsgType::Add);
-            batch.add(t, MsgType::Del);
-        }
         batch.add(t, MsgType::Add);
     }
     for (table, nft_table) in tables.iter().zip(&nft_tables) {
@@ -110,11 +131,25 @@ pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<(), FirewallErro
                     add_match(&mut rule, m, table.family, &mut ipv4_checked);
                 }
                 add_verdict(&mut rule, &r.verdict);
+                if let Some(comment) = &r.comment {
+                    rule.set_comment(cstring(comment)).map_err(|e| {
+                        err(std::io::Error::other(format!(
+                            "rule comment `{comment}`: {e} (a tcplab bug: comments are cut to fit)"
+                        )))
+                    })?;
+                }
                 batch.add(&rule, MsgType::Add);
             }
         }
     }
-    send(&batch.finalize()).map_err(err)
+    send(&batch.finalize()).map_err(err)?;
+    let mut loaded = Vec::new();
+    for t in tables {
+        if t.chains.iter().any(|c| c.rules.iter().any(|r| r.comment.is_some())) {
+            loaded.extend(super::handles::dump(t.family, &t.name).map_err(err)?);
+        }
+    }
+    Ok(loaded)
 }
 
 /// More than the largest message tcplab writes (a rule with two address matches, ports and
@@ -256,6 +291,34 @@ fn add_verdict(rule: &mut nftnl::Rule, v: &Verdict) {
             chain: cstring(chain),
         }),
         Verdict::Reject(r) => rule.add_expr(&RejectExpr(*r)),
+        Verdict::TraceOn => {
+            rule.add_expr(&nftnl::expr::Immediate::new(1u8, nftnl::expr::Register::Reg1));
+            rule.add_expr(&SetNftrace);
+        }
+    }
+}
+
+/// `meta nftrace set` from register 1: nftnl's meta expression only loads, or sets the mark.
+struct SetNftrace;
+
+impl Expression for SetNftrace {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "meta" takes.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"meta".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_META_KEY as u16,
+                libc::NFT_META_NFTRACE as u32,
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_META_SREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            expr
+        }
     }
 }
 

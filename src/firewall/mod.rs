@@ -8,31 +8,82 @@
 //! the host's own input and output chains.
 
 mod driver;
+mod handles;
+mod origin;
 mod ruleset;
 
 use crate::spec::{Action, HostChain, Placement, Resolved, ResolvedFirewall, ResolvedHost};
 pub use driver::FirewallError;
-pub(crate) use driver::{Mode, load};
+pub(crate) use driver::{Loaded, Mode, load};
+pub(crate) use handles::c_string;
+pub use origin::{GroupDirection, Origin};
 pub use ruleset::Table;
 pub(crate) use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Verdict};
 
-/// The name of every table tcplab makes.
+/// The name of every table tcplab makes (for the topology's rules; a change of the rules
+/// mid-run loads them as `tcplab-rN`).
 pub const TABLE: &str = "tcplab";
 /// The fabric's netdev table for firewall rules on the bridge ports.
 pub const PORT_TABLE: &str = "tcplab-ports";
 
-/// The fabric's tables: security groups, and firewall rules on each host's bridge port.
-/// `port_of` names a host's port on the bridge.
+/// Which rules to build: the revision (0 for the topology's, then one more for each change),
+/// and whether the rules mark packets for tracing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Build {
+    pub revision: usize,
+    pub trace: bool,
+}
+
+impl Build {
+    /// A table's name in this revision. Each revision has tables of its own: rule handles
+    /// count from 1 again in a new table, so the table's name tells which rules a traced
+    /// packet met.
+    pub fn table(&self, base: &str) -> String {
+        match self.revision {
+            0 => base.to_string(),
+            n => format!("{base}-r{n}"),
+        }
+    }
+
+    fn base_rules(&self, rules: Vec<Rule>) -> Vec<Rule> {
+        if !self.trace {
+            return rules;
+        }
+        std::iter::once(Rule::new(Vec::new(), Verdict::TraceOn))
+            .chain(rules)
+            .collect()
+    }
+}
+
+/// The fabric's tables: security groups, and firewall rules on each host's bridge port, as
+/// a lab of the topology starts with them (without tracing). `port_of` names a host's port on
+/// the bridge.
 pub fn fabric_tables(r: &Resolved, port_of: impl Fn(&ResolvedHost) -> String) -> Vec<Table> {
+    fabric_tables_for(
+        r,
+        port_of,
+        Build {
+            revision: 0,
+            trace: false,
+        },
+    )
+}
+
+/// Like [`fabric_tables`], for one revision, with or without tracing.
+pub(crate) fn fabric_tables_for(
+    r: &Resolved,
+    port_of: impl Fn(&ResolvedHost) -> String,
+    build: Build,
+) -> Vec<Table> {
     let mut tables = Vec::new();
-    if let Some(t) = security_groups(r) {
+    if let Some(t) = security_groups(r, build) {
         tables.push(t);
     }
     let rules: Vec<Rule> = r
         .firewalls
         .iter()
         .filter(|f| f.placement == Placement::Fabric)
-        .map(firewall_rule)
+        .map(|f| firewall_rule(r, f))
         .collect();
     if !rules.is_empty() {
         let chains = r
@@ -46,28 +97,27 @@ pub fn fabric_tables(r: &Resolved, port_of: impl Fn(&ResolvedHost) -> String) ->
                     priority: 0,
                     policy_drop: false,
                 }),
-                rules: rules.clone(),
+                rules: build.base_rules(rules.clone()),
             })
             .collect();
         tables.push(Table {
             family: Family::Netdev,
-            name: PORT_TABLE.into(),
+            name: build.table(PORT_TABLE),
             chains,
         });
     }
     tables
 }
 
-fn security_groups(r: &Resolved) -> Option<Table> {
+fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
     let guarded: Vec<&ResolvedHost> = r.hosts.iter().filter(|h| h.guarded()).collect();
     if guarded.is_empty() {
         return None;
     }
     // Replies to allowed traffic pass whatever the rules say: AWS groups are stateful.
-    let mut forward = vec![Rule::new(
-        vec![Match::EstablishedOrRelated],
-        Verdict::Accept,
-    )];
+    let mut forward = vec![
+        Rule::new(vec![Match::EstablishedOrRelated], Verdict::Accept).from(Origin::Established),
+    ];
     let mut chains = Vec::new();
     for h in guarded {
         let me = ipnet::Ipv4Net::from(h.address);
@@ -77,14 +127,14 @@ fn security_groups(r: &Resolved) -> Option<Table> {
                 vec![Match::SourceNet(me)],
                 Verdict::Jump(name.clone()),
             ));
-            chains.push(allow_chain(name, egress, Match::DestinationNet));
+            chains.push(allow_chain(name, h, GroupDirection::Egress, egress));
         }
         let name = format!("sg-in-{}", h.name);
         forward.push(Rule::new(
             vec![Match::DestinationNet(me)],
             Verdict::Jump(name.clone()),
         ));
-        chains.push(allow_chain(name, &h.ingress, Match::SourceNet));
+        chains.push(allow_chain(name, h, GroupDirection::Ingress, &h.ingress));
     }
     chains.insert(
         0,
@@ -96,12 +146,12 @@ fn security_groups(r: &Resolved) -> Option<Table> {
                 priority: 0,
                 policy_drop: false,
             }),
-            rules: forward,
+            rules: build.base_rules(forward),
         },
     );
     Some(Table {
         family: Family::Inet,
-        name: TABLE.into(),
+        name: build.table(TABLE),
         chains,
     })
 }
@@ -109,9 +159,14 @@ fn security_groups(r: &Resolved) -> Option<Table> {
 /// A chain that returns for allowed traffic and drops the rest, silently.
 fn allow_chain(
     name: String,
+    host: &ResolvedHost,
+    direction: GroupDirection,
     allows: &[crate::spec::Allow],
-    peer: fn(ipnet::Ipv4Net) -> Match,
 ) -> Chain {
+    let peer: fn(ipnet::Ipv4Net) -> Match = match direction {
+        GroupDirection::Ingress => Match::SourceNet,
+        GroupDirection::Egress => Match::DestinationNet,
+    };
     let mut rules = Vec::new();
     for allow in allows {
         for net in &allow.peers {
@@ -120,10 +175,17 @@ fn allow_chain(
                 matches.push(peer(*net));
             }
             matches.extend(Rule::protocol_matches(allow.protocol, allow.ports));
-            rules.push(Rule::new(matches, Verdict::Return));
+            rules.push(
+                Rule::new(matches, Verdict::Return)
+                    .from(Origin::group_rule(&host.name, direction, allow)),
+            );
         }
     }
-    rules.push(Rule::new(Vec::new(), Verdict::Drop));
+    rules.push(Rule::new(Vec::new(), Verdict::Drop).from(Origin::GroupDeny {
+        host: host.name.clone(),
+        groups: host.security_groups.clone(),
+        direction,
+    }));
     Chain {
         name,
         base: None,
@@ -132,7 +194,7 @@ fn allow_chain(
 }
 
 /// The table of a host's own firewall, if it has rules.
-pub fn host_table(r: &Resolved, host: usize) -> Option<Table> {
+pub(crate) fn host_table(r: &Resolved, host: usize, build: Build) -> Option<Table> {
     let chains: Vec<Chain> = [
         (HostChain::Input, Hook::Input),
         (HostChain::Output, Hook::Output),
@@ -143,7 +205,7 @@ pub fn host_table(r: &Resolved, host: usize) -> Option<Table> {
             .firewalls
             .iter()
             .filter(|f| f.placement == Placement::Host(host) && f.chain == which)
-            .map(firewall_rule)
+            .map(|f| firewall_rule(r, f))
             .collect();
         (!rules.is_empty()).then(|| Chain {
             name: match which {
@@ -156,18 +218,18 @@ pub fn host_table(r: &Resolved, host: usize) -> Option<Table> {
                 priority: 0,
                 policy_drop: false,
             }),
-            rules,
+            rules: build.base_rules(rules),
         })
     })
     .collect();
     (!chains.is_empty()).then(|| Table {
         family: Family::Inet,
-        name: TABLE.into(),
+        name: build.table(TABLE),
         chains,
     })
 }
 
-fn firewall_rule(f: &ResolvedFirewall) -> Rule {
+fn firewall_rule(r: &Resolved, f: &ResolvedFirewall) -> Rule {
     let mut matches = Vec::new();
     if let Some(src) = f.source {
         matches.push(Match::SourceNet(src));
@@ -183,7 +245,7 @@ fn firewall_rule(f: &ResolvedFirewall) -> Rule {
         Action::RejectPortUnreachable => Verdict::Reject(Reject::PortUnreachable),
         Action::RejectAdminProhibited => Verdict::Reject(Reject::AdminProhibited),
     };
-    Rule::new(matches, verdict)
+    Rule::new(matches, verdict).from(Origin::firewall(r, f))
 }
 
 #[cfg(test)]
@@ -192,11 +254,15 @@ mod tests {
     use crate::spec::Topology;
 
     const ARTICLE: &str = include_str!("../../fixtures/topologies/article.toml");
+    const PLAIN: Build = Build {
+        revision: 0,
+        trace: false,
+    };
 
     #[test]
     fn article_security_groups_in_nft_syntax() {
         let (_, r) = Topology::from_toml(ARTICLE, "article.toml").unwrap();
-        let tables = fabric_tables(&r, |h| h.name.clone());
+        let tables = fabric_tables_for(&r, |h| h.name.clone(), PLAIN);
         assert_eq!(tables.len(), 1, "no firewall rules, so no port table");
         let text = tables[0].to_string();
         for line in [
@@ -241,7 +307,7 @@ mod tests {
             "{ARTICLE}\n[[firewall]]\non = \"fabric\"\naction = \"reject-tcp-reset\"\nprotocol = \"tcp\"\nport = 1236\ndestination = \"server\"\n\n[[firewall]]\non = \"server\"\naction = \"drop\"\nprotocol = \"tcp\"\nport = 1237\n"
         );
         let (_, r) = Topology::from_toml(&text, "t.toml").unwrap();
-        let tables = fabric_tables(&r, |h| format!("p-{}", h.name));
+        let tables = fabric_tables_for(&r, |h| format!("p-{}", h.name), PLAIN);
         let ports = tables.iter().find(|t| t.family == Family::Netdev).unwrap();
         assert_eq!(ports.chains.len(), 4, "one ingress chain per bridge port");
         let rendered = ports.to_string();
@@ -255,12 +321,12 @@ mod tests {
             ),
             "{rendered}"
         );
-        let host = host_table(&r, 0).unwrap().to_string();
+        let host = host_table(&r, 0, PLAIN).unwrap().to_string();
         assert!(host.contains("hook input priority 0"), "{host}");
         assert!(
             host.contains("meta l4proto tcp tcp dport 1237 drop"),
             "{host}"
         );
-        assert!(host_table(&r, 1).is_none());
+        assert!(host_table(&r, 1, PLAIN).is_none());
     }
 }

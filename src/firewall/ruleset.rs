@@ -5,9 +5,10 @@ use std::fmt;
 
 use ipnet::Ipv4Net;
 
+use super::Origin;
 use crate::spec::{PortRange, Protocol};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// IPv4 and IPv6 at the IP layer, with conntrack.
     Inet,
@@ -52,6 +53,11 @@ pub struct Chain {
 pub struct Rule {
     pub matches: Vec<Match>,
     pub verdict: Verdict,
+    /// What made the rule; the lab writes it into the rule's comment with an id it can find
+    /// again from a trace event.
+    pub origin: Option<Origin>,
+    /// The rule's comment in the kernel.
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,8 @@ pub enum Verdict {
     Return,
     Jump(String),
     Reject(Reject),
+    /// Not a verdict: marks the packet for nftables tracing and goes on to the next rule.
+    TraceOn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +93,18 @@ pub enum Reject {
 
 impl Rule {
     pub fn new(matches: Vec<Match>, verdict: Verdict) -> Self {
-        Rule { matches, verdict }
+        Rule {
+            matches,
+            verdict,
+            origin: None,
+            comment: None,
+        }
+    }
+
+    /// The same rule, made by `origin`.
+    pub fn from(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
+        self
     }
 
     /// Matches for a protocol and optional destination ports, as the nft CLI writes them.
@@ -143,7 +162,11 @@ impl fmt::Display for Rule {
         for m in &self.matches {
             write!(f, "{m} ")?;
         }
-        write!(f, "{}", self.verdict)
+        write!(f, "{}", self.verdict)?;
+        if let Some(c) = &self.comment {
+            write!(f, " comment \"{}\"", c.replace('"', "'"))?;
+        }
+        Ok(())
     }
 }
 
@@ -184,6 +207,7 @@ impl fmt::Display for Verdict {
             Verdict::Reject(Reject::AdminProhibited) => {
                 write!(f, "reject with icmpx admin-prohibited")
             }
+            Verdict::TraceOn => write!(f, "meta nftrace set 1"),
         }
     }
 }

@@ -9,10 +9,11 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::ready::{READY_WITHIN, Watched, wait_links};
+use super::rules::RuleBook;
 use super::{Host, LabError, preflight};
 use crate::firewall;
 use crate::netns::{Namespace, WorkerState};
-use crate::spec::{BRIDGE, Resolved};
+use crate::spec::{BRIDGE, Placement, Resolved};
 
 /// Interface indexes are per namespace, so a fresh namespace's can be chosen up front instead
 /// of looked up: `lo` is 1.
@@ -55,7 +56,10 @@ fn disable_ipv6() -> Result<(), LabError> {
     }
 }
 
-pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabError> {
+pub(super) fn build(
+    resolved: &Resolved,
+    book: &mut RuleBook,
+) -> Result<(Namespace, Vec<Host>), LabError> {
     preflight::check_privileges()?;
     super::limits::raise_nofile();
     // Namespaces are made in parallel (most of a build is the kernel setting them up), and
@@ -104,9 +108,14 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
     // The fds stay open: `namespaces` lives until the job has returned.
     fabric.run(move |state| add_ports(state, &ports))??;
 
-    let tables = firewall::fabric_tables(resolved, |h| h.name.clone());
+    let rules = firewall::Build {
+        revision: 0,
+        trace: book.trace,
+    };
+    let mut tables = firewall::fabric_tables_for(resolved, |h| h.name.clone(), rules);
+    book.label(0, &mut tables);
     let fabric_rules = fabric.submit(move |_| {
-        firewall::load(
+        let loaded = firewall::load(
             &tables,
             firewall::Mode::Fresh,
             "security groups and firewalls of the fabric",
@@ -114,7 +123,7 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
         if guarded {
             preflight::check_conntrack()?;
         }
-        Ok::<_, LabError>(())
+        Ok::<_, LabError>((tables, loaded))
     });
     let configured: Vec<_> = resolved
         .hosts
@@ -124,22 +133,23 @@ pub(super) fn build(resolved: &Resolved) -> Result<(Namespace, Vec<Host>), LabEr
         .map(|((i, h), ns)| {
             let address = IpAddr::from(h.address);
             let prefix = resolved.subnet.prefix_len();
-            let table = firewall::host_table(resolved, i);
+            let mut tables: Vec<_> = firewall::host_table(resolved, i, rules).into_iter().collect();
+            book.label(0, &mut tables);
             let name = h.name.clone();
             ns.submit(move |state| {
                 configure_eth0(state, &name, address, prefix)?;
-                if let Some(table) = table {
-                    let what = format!("firewall of host {name}");
-                    firewall::load(&[table], firewall::Mode::Fresh, &what)?;
-                }
-                Ok::<_, LabError>(())
+                let what = format!("firewall of host {name}");
+                let loaded = firewall::load(&tables, firewall::Mode::Fresh, &what)?;
+                Ok::<_, LabError>((tables, loaded))
             })
         })
         .collect();
-    for c in configured {
-        c.wait()??;
+    for (i, c) in configured.into_iter().enumerate() {
+        let (tables, loaded) = c.wait()??;
+        book.loaded(Placement::Host(i), &tables, loaded);
     }
-    fabric_rules.wait()??;
+    let (tables, loaded) = fabric_rules.wait()??;
+    book.loaded(Placement::Fabric, &tables, loaded);
     wait_ready(&fabric, resolved, &namespaces)?;
 
     let names = crate::contain::HostsFile::new(&hosts_text(resolved))

@@ -7,6 +7,7 @@ mod limits;
 mod preflight;
 mod ready;
 mod recording;
+pub(crate) mod rules;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -18,9 +19,15 @@ use crate::firewall::FirewallError;
 use crate::netns::{Namespace, NetnsError};
 use crate::proc::{Outcome, Proc, ProcError};
 pub use crate::spec::BRIDGE;
-use crate::spec::{Resolved, SpecError, Topology, ValidationError};
+use crate::spec::{Placement, Resolved, SpecError, Topology, ValidationError};
+use rules::RuleBook;
+pub use crate::ruletrace::TraceError;
+
+/// Whether the lab's rules mark packets for nftables tracing, so that each packet a rule
+/// stopped is tied to the rule (see the README for what it costs).
+const TRACE_RULES: bool = true;
 pub use preflight::check_privileges;
-pub use recording::{Recording, port_capture_name};
+pub use recording::{Recorded, Recording, port_capture_name};
 
 /// Why a lab could not be built, or a host could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +126,9 @@ pub enum LabError {
     /// A capture failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// Listening to the rules' trace events failed.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 /// Whether a build failed for want of file descriptors, wherever in it that happened.
@@ -292,6 +302,7 @@ pub struct Lab {
     hosts: Vec<Host>,
     fabric: Namespace,
     resolved: Resolved,
+    rules: std::sync::Arc<std::sync::Mutex<RuleBook>>,
 }
 
 impl Lab {
@@ -308,7 +319,8 @@ impl Lab {
 
     /// Builds a topology already resolved (see [`Topology::resolve`]).
     pub fn from_resolved(resolved: Resolved) -> Result<Lab, LabError> {
-        let (fabric, hosts) = build::build(&resolved).map_err(|e| {
+        let mut book = RuleBook::new(TRACE_RULES);
+        let (fabric, hosts) = build::build(&resolved, &mut book).map_err(|e| {
             if ran_out_of_files(&e) {
                 LabError::OutOfFiles {
                     source: Box::new(e),
@@ -322,6 +334,7 @@ impl Lab {
             hosts,
             fabric,
             resolved,
+            rules: std::sync::Arc::new(std::sync::Mutex::new(book)),
         })
     }
 
@@ -385,42 +398,50 @@ impl Lab {
     /// hosts), atomically per namespace: connections already established stay up, as AWS
     /// tracks them, unless a new firewall rule stops their packets.
     pub fn update_rules(&self, resolved: &Resolved) -> Result<(), LabError> {
-        use crate::firewall::{
-            Family, Mode, PORT_TABLE, TABLE, Table, fabric_tables, host_table, load,
+        self.update_rules_for(resolved, None)
+    }
+
+    /// Like [`Lab::update_rules`]; `why` (e.g. `step 4`) names the change in reports of
+    /// which rule stopped a packet.
+    pub fn update_rules_for(&self, resolved: &Resolved, why: Option<&str>) -> Result<(), LabError> {
+        use crate::firewall::{Build, Mode, Table, fabric_tables_for, host_table, load};
+        let mut book = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let revision = book.next_revision(why);
+        let build = Build {
+            revision,
+            trace: book.trace,
         };
-        // A table the new rules no longer need is replaced by an empty one.
-        let or_empty = |tables: &mut Vec<Table>, family: Family, name: &str| {
-            if !tables.iter().any(|t| t.name == name) {
-                tables.push(Table {
-                    family,
-                    name: name.into(),
-                    chains: Vec::new(),
+        let mut jobs: Vec<(Placement, &crate::netns::Namespace, Vec<Table>, String)> = Vec::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let tables: Vec<Table> = host_table(resolved, i, build).into_iter().collect();
+            jobs.push((
+                Placement::Host(i),
+                &h.ns,
+                tables,
+                format!("updated firewall of host {}", h.name),
+            ));
+        }
+        jobs.push((
+            Placement::Fabric,
+            &self.fabric,
+            fabric_tables_for(resolved, |h| h.name.clone(), build),
+            "updated security groups and firewalls of the fabric".into(),
+        ));
+        let pending: Vec<_> = jobs
+            .into_iter()
+            .map(|(place, ns, mut tables, what)| {
+                book.label(revision, &mut tables);
+                let old = book.current(place);
+                let job = ns.submit(move |_| {
+                    let loaded = load(&tables, Mode::Replace(old), &what)?;
+                    Ok::<_, crate::firewall::FirewallError>((tables, loaded))
                 });
-            }
-        };
-        let mut fabric = fabric_tables(resolved, |h| h.name.clone());
-        or_empty(&mut fabric, Family::Inet, TABLE);
-        or_empty(&mut fabric, Family::Netdev, PORT_TABLE);
-        let pending: Vec<_> = self
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let mut tables: Vec<Table> = host_table(resolved, i).into_iter().collect();
-                or_empty(&mut tables, Family::Inet, TABLE);
-                let what = format!("updated firewall of host {}", h.name);
-                h.ns.submit(move |_| load(&tables, Mode::Replace, &what))
+                (place, job)
             })
-            .chain(std::iter::once(self.fabric.submit(move |_| {
-                load(
-                    &fabric,
-                    Mode::Replace,
-                    "updated security groups and firewalls of the fabric",
-                )
-            })))
             .collect();
-        for p in pending {
-            p.wait()??;
+        for (place, p) in pending {
+            let (tables, loaded) = p.wait()??;
+            book.loaded(place, &tables, loaded);
         }
         Ok(())
     }

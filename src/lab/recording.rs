@@ -2,17 +2,34 @@
 //! together after the last, turned into traces and pcaps.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::rules::RuleBook;
 use super::{Lab, LabError};
+use crate::attribution::{Attribution, HostAt, attribute};
 use crate::capture::{Capture, CaptureError, Captures, Tap};
 use crate::output::OutDir;
+use crate::ruletrace::RuleTrace;
+use crate::spec::Placement;
 use crate::trace::Trace;
 
-/// Running captures of a lab's hosts.
+/// Running captures of a lab's hosts, and the trace of what its rules did to each packet.
 pub struct Recording {
     captures: Captures,
     origin: Duration,
+    rules: Option<RuleTrace>,
+    book: Arc<Mutex<RuleBook>>,
+    hosts: Vec<HostAt>,
+}
+
+/// What a stopped recording holds.
+#[derive(Debug)]
+pub struct Recorded {
+    /// One trace per capture, in the order they were started.
+    pub traces: Vec<Trace>,
+    /// Which rule let each packet through, dropped or rejected it.
+    pub attribution: Attribution,
 }
 
 /// The name under which a host's bridge port is captured: `fabric:HOST`.
@@ -59,6 +76,17 @@ impl Lab {
                     message: e.to_string(),
                 })
         };
+        let traced = self.rules.lock().unwrap_or_else(|e| e.into_inner()).trace;
+        let rules = if traced {
+            let places: Vec<_> = std::iter::once((Placement::Fabric, "the fabric".to_string(), self.fabric()))
+                .chain(self.hosts().iter().enumerate().map(|(i, h)| {
+                    (Placement::Host(i), format!("host {}", h.name()), h.ns())
+                }))
+                .collect();
+            Some(RuleTrace::start(&places)?)
+        } else {
+            None
+        };
         let origin = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -89,7 +117,20 @@ impl Lab {
                 )?);
             }
         }
-        Ok(Recording { captures, origin })
+        Ok(Recording {
+            captures,
+            origin,
+            rules,
+            book: self.rules.clone(),
+            hosts: self
+                .hosts()
+                .iter()
+                .map(|h| HostAt {
+                    name: h.name().to_string(),
+                    address: h.address(),
+                })
+                .collect(),
+        })
     }
 }
 
@@ -107,11 +148,20 @@ impl Recording {
     /// `<dir>/<host>.pcap` for each when `dir` is given and the captures did not already
     /// stream to pcaps of their own.
     pub fn stop(self, dir: Option<&Path>) -> Result<Vec<Trace>, LabError> {
+        Ok(self.finish(dir)?.traces)
+    }
+
+    /// Like [`Recording::stop`], and ties each packet the lab's rules met to the rule that
+    /// let it through, dropped or rejected it.
+    pub fn finish(self, dir: Option<&Path>) -> Result<Recorded, LabError> {
+        // Captures stop first: a packet they hold has had its trace events sent by then.
         let streamed: Vec<Option<PathBuf>> = self.captures.pcaps();
-        let captured = self.captures.stop()?;
+        let captured = self.captures.stop();
+        let events = self.rules.map(RuleTrace::stop).transpose()?;
+        let captured = captured?;
         // Each capture's frames go as soon as its trace is made: at most one capture is held
         // twice at a time.
-        captured
+        let traces = captured
             .into_iter()
             .zip(streamed)
             .map(|(c, streamed)| {
@@ -125,7 +175,17 @@ impl Recording {
                 }
                 Ok::<_, CaptureError>(trace)
             })
-            .collect::<Result<_, _>>()
-            .map_err(LabError::from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let attribution = match events {
+            Some(events) => {
+                let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+                attribute(events, &book, &self.hosts, &traces)
+            }
+            None => Attribution::default(),
+        };
+        Ok(Recorded {
+            traces,
+            attribution,
+        })
     }
 }

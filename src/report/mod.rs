@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::attribution::Fate;
 use crate::proc::Stream;
 use crate::scenario::{Run, Scenario};
 use crate::trace::Trace;
@@ -29,6 +30,39 @@ pub struct Report {
     pub captures: Vec<CaptureReport>,
     /// Each program the steps ran.
     pub programs: Vec<ProgramReport>,
+    /// What the lab's rules did: each flow summed up, and each packet a rule stopped.
+    pub rules: RulesReport,
+}
+
+/// What the lab's rules did to the run's packets.
+#[derive(Debug, Serialize, Default)]
+pub struct RulesReport {
+    /// Whether the rules traced packets (without, nothing is attributed).
+    pub traced: bool,
+    /// Where trace events were lost: attribution there may be incomplete.
+    pub lost: Vec<String>,
+    /// One line per flow a rule stopped or a security group rule let through.
+    pub flows: Vec<String>,
+    /// Each packet a rule stopped, or a security group rule let through.
+    pub packets: Vec<RuleReport>,
+}
+
+/// One packet and the rule that decided it.
+#[derive(Debug, Serialize)]
+pub struct RuleReport {
+    /// When it was captured, on the run's clock; `None` if no capture holds it (a host's
+    /// output chain dropped it).
+    pub at_s: Option<f64>,
+    /// `fabric`, or the host whose firewall decided.
+    pub place: String,
+    /// The packet.
+    pub packet: String,
+    /// What happened, in words.
+    pub verdict: String,
+    /// The rule(s) and their origin.
+    pub fate: crate::attribution::Fate,
+    /// The ruleset in force: `the topology`, or the step that changed it.
+    pub ruleset: String,
 }
 
 /// One expectation and whether it held.
@@ -107,7 +141,13 @@ impl Report {
                     detail: c.detail.clone(),
                 })
                 .collect(),
-            captures: run.traces.iter().map(|t| capture(t, run)).collect(),
+            captures: run
+                .traces
+                .iter()
+                .enumerate()
+                .map(|(i, t)| capture(i, t, run))
+                .collect(),
+            rules: rules(run),
             programs: run
                 .outcomes
                 .iter()
@@ -184,6 +224,18 @@ impl Report {
                 let _ = writeln!(s, "  {l}");
             }
         }
+        if !self.rules.flows.is_empty() || !self.rules.lost.is_empty() {
+            let _ = writeln!(s, "\n{bold}what the rules did{bold:#}");
+            for f in &self.rules.flows {
+                let _ = writeln!(s, "  {f}");
+            }
+            for place in &self.rules.lost {
+                let _ = writeln!(
+                    s,
+                    "  {red}trace events were lost in {place}{red:#}: what is said of it may be incomplete"
+                );
+            }
+        }
         for p in &self.programs {
             let ended = match (&p.class, p.exit_code) {
                 (Some(c), _) => c.clone(),
@@ -229,24 +281,55 @@ impl Report {
     }
 }
 
-fn capture(t: &Trace, run: &Run) -> CaptureReport {
+fn rules(run: &Run) -> RulesReport {
+    let a = &run.attribution;
+    RulesReport {
+        traced: a.traced,
+        lost: a.lost.clone(),
+        flows: a.flows.clone(),
+        packets: a
+            .passages
+            .iter()
+            .filter(|p| p.fate.stopped() || matches!(p.fate, Fate::Allowed { .. }))
+            .map(|p| RuleReport {
+                at_s: p
+                    .seen
+                    .first()
+                    .map(|s| s.at.as_secs_f64() - run.origin.as_secs_f64()),
+                place: p.place.clone(),
+                packet: p.packet.clone(),
+                verdict: p.verdict(),
+                fate: p.fate.clone(),
+                ruleset: p.ruleset.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn capture(index: usize, t: &Trace, run: &Run) -> CaptureReport {
+    // A packet a rule stopped says so, and which rule.
+    let line = |i: usize| {
+        let mut line = t.line(i, run.origin);
+        for p in run.attribution.at(index, i) {
+            if p.fate.stopped() {
+                line.push_str(&format!("  <- {}", p.verdict()));
+            }
+        }
+        line
+    };
     let shown: Vec<usize> = (0..t.packets.len()).collect();
     let mut lines: Vec<String> = Vec::new();
     if shown.len() > MAX_LINES {
         let head = MAX_LINES / 2;
         let tail = MAX_LINES - head;
-        lines.extend(shown[..head].iter().map(|&i| t.line(i, run.origin)));
+        lines.extend(shown[..head].iter().map(|&i| line(i)));
         lines.push(format!(
             "  ... {} more packets (all in the pcap) ...",
             shown.len() - MAX_LINES
         ));
-        lines.extend(
-            shown[shown.len() - tail..]
-                .iter()
-                .map(|&i| t.line(i, run.origin)),
-        );
+        lines.extend(shown[shown.len() - tail..].iter().map(|&i| line(i)));
     } else {
-        lines.extend(shown.iter().map(|&i| t.line(i, run.origin)));
+        lines.extend(shown.iter().map(|&i| line(i)));
     }
     CaptureReport {
         host: t.host.clone(),
@@ -275,6 +358,7 @@ mod tests {
             }],
             captures: Vec::new(),
             programs: Vec::new(),
+            rules: RulesReport::default(),
         }
     }
 

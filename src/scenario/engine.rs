@@ -82,6 +82,8 @@ pub struct Run {
     pub verdict: Verdict,
     /// One trace per capture.
     pub traces: Vec<Trace>,
+    /// Which rule let each packet through, dropped or rejected it.
+    pub attribution: crate::attribution::Attribution,
     /// Each program's name and how it ended.
     pub outcomes: Vec<(String, Outcome)>,
     /// The zero of every time in the report, since the Unix epoch.
@@ -170,6 +172,7 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         outcomes: Vec::new(),
         topology: scenario.topology.clone(),
         interrupt: options.interrupt.as_ref(),
+        step: 0,
     };
     let interrupted = || options.interrupt.as_ref().and_then(Interrupt::signal);
     let mut failures = Vec::new();
@@ -186,6 +189,7 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
                 connect_timeout: connect_timeout(step),
             });
         }
+        runner.step = index + 1;
         if let Err(detail) = runner.step(step) {
             failures.push(Check::failed(
                 format!("step {} ({})", index + 1, describe(step)),
@@ -203,8 +207,11 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             ),
         ));
     }
-    let traces = recording
-        .stop(options.out_dir.as_deref())
+    let crate::lab::Recorded {
+        traces,
+        attribution,
+    } = recording
+        .finish(options.out_dir.as_deref())
         .map_err(lab_error)?;
     // Programs still running are stopped as Ctrl+C would, then killed if they linger.
     let leftovers: Vec<(String, Proc)> = runner.running.drain().collect();
@@ -227,12 +234,14 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
             outcomes: &outcomes,
             origin,
             syn_sysctls: &syn_sysctls,
+            attribution: &attribution,
         },
     );
     Ok(Run {
         scenario: scenario.name.clone(),
         verdict,
         traces,
+        attribution,
         outcomes,
         origin,
         wall_time: started.elapsed(),
@@ -248,6 +257,8 @@ struct Runner<'a> {
     outcomes: Vec<(String, Outcome)>,
     topology: crate::spec::Topology,
     interrupt: Option<&'a Interrupt>,
+    /// The step running now, from 1.
+    step: usize,
 }
 
 fn connect_timeout(step: &Step) -> Option<Duration> {
@@ -465,6 +476,8 @@ impl Runner<'_> {
 
     fn apply_rules(&self) -> Result<(), String> {
         let resolved = self.topology.resolve().map_err(|e| e.to_string())?;
-        self.lab.update_rules(&resolved).map_err(|e| e.to_string())
+        self.lab
+            .update_rules_for(&resolved, Some(&format!("step {}", self.step)))
+            .map_err(|e| e.to_string())
     }
 }

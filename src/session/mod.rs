@@ -364,7 +364,10 @@ impl<'lab> Session<'lab> {
             .collect();
         let dir = artifacts_dir()?;
         let origin = self.recording.origin();
-        let traces = self.recording.stop(Some(dir.path()))?;
+        let crate::lab::Recorded {
+            traces,
+            attribution,
+        } = self.recording.finish(Some(dir.path()))?;
         let hosts: Vec<(&str, &str)> = programs.iter().map(|p| (p.name(), p.host())).collect();
         let mut resolved = Vec::new();
         for e in expectations {
@@ -385,6 +388,7 @@ impl<'lab> Session<'lab> {
                 outcomes: &outcomes,
                 origin,
                 syn_sysctls: &syn_sysctls,
+                attribution: &attribution,
             },
         );
         if verdict.passed() {

@@ -137,6 +137,12 @@ pub struct Allow {
     pub ports: Option<PortRange>,
     /// The peers' networks.
     pub peers: Vec<Ipv4Net>,
+    /// The security group whose rule this is.
+    pub group: String,
+    /// The rule's number in the group's ingress or egress list, from 1.
+    pub number: usize,
+    /// The peer as the rule names it: a CIDR, or `group NAME`.
+    pub peer: String,
 }
 
 /// Where a firewall rule sits.
@@ -151,6 +157,9 @@ pub enum Placement {
 /// A firewall rule with addresses instead of names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedFirewall {
+    /// Its number in the list it came from (the topology's `[[firewall]]` entries, or a
+    /// firewall step's rules), from 1.
+    pub number: usize,
     /// Where it sits.
     pub placement: Placement,
     /// On a host: the chain.
@@ -190,7 +199,12 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         .firewalls
         .iter()
         .enumerate()
-        .map(|(i, rule)| resolve_firewall(rule, at("firewall").index(i), topo, &address_of))
+        .map(|(i, rule)| {
+            resolve_firewall(rule, at("firewall").index(i), topo, &address_of).map(|mut f| {
+                f.number = i + 1;
+                f
+            })
+        })
         .collect::<Result<_, _>>()?;
 
     Ok(Resolved {
@@ -308,9 +322,9 @@ fn resolve_hosts(
     // Every host gets its groups' rules with groups turned into addresses: a file could make
     // that product huge (many hosts, many rules naming a big group), so it has a budget.
     let mut budget = MAX_EXPANDED_PEERS;
-    let mut allows = |rules: &[SgRule]| -> Result<Vec<Allow>, ValidationError> {
+    let mut allows = |group: &str, rules: &[SgRule]| -> Result<Vec<Allow>, ValidationError> {
         let mut out = Vec::with_capacity(rules.len());
-        for r in rules {
+        for (i, r) in rules.iter().enumerate() {
             let peers = match (&r.cidr, &r.group) {
                 (Some(c), _) => vec![c.trunc()],
                 (None, Some(g)) => {
@@ -332,6 +346,13 @@ fn resolve_hosts(
                 protocol: r.protocol,
                 ports: r.ports,
                 peers,
+                group: group.to_string(),
+                number: i + 1,
+                peer: match (&r.cidr, &r.group) {
+                    (Some(c), _) => c.trunc().to_string(),
+                    (_, Some(g)) => format!("group {g}"),
+                    (None, None) => String::new(),
+                },
             });
         }
         Ok(out)
@@ -346,14 +367,14 @@ fn resolve_hosts(
             .collect();
         let mut ingress = Vec::new();
         for g in &sgs {
-            ingress.extend(allows(&g.ingress)?);
+            ingress.extend(allows(&g.name, &g.ingress)?);
         }
         let egress = if sgs.iter().any(|g| g.egress.is_none()) || sgs.is_empty() {
             None
         } else {
             let mut egress = Vec::new();
             for g in &sgs {
-                egress.extend(allows(g.egress.as_deref().unwrap_or_default())?);
+                egress.extend(allows(&g.name, g.egress.as_deref().unwrap_or_default())?);
             }
             Some(egress)
         };
@@ -498,6 +519,7 @@ fn resolve_firewall(
             ))
         };
     Ok(ResolvedFirewall {
+        number: 0,
         placement,
         chain: rule.chain.unwrap_or(HostChain::Input),
         action: rule.action,

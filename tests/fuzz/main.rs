@@ -280,7 +280,7 @@ proptest! {
         let syn_sysctls = [(host.clone(), SynSysctls { linear_timeouts: linear, syn_retries: retries })];
         let verdict = evaluate(
             &expectations,
-            &Evidence { traces: &traces, outcomes: &[], origin: Duration::ZERO, syn_sysctls: &syn_sysctls },
+            &Evidence { traces: &traces, outcomes: &[], origin: Duration::ZERO, syn_sysctls: &syn_sysctls, attribution: &Default::default() },
         );
         // One check per expectation, after those of the captures themselves (drops).
         for e in &expectations {

@@ -1,0 +1,198 @@
+//! Where each rule of a lab comes from: the security group rule, the groups' implicit deny,
+//! the groups' connection tracking, or the firewall rule of the topology or a scenario step.
+//! Every rule tcplab loads carries its origin, so a traced packet is tied to it without
+//! guessing.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::spec::{Action, Allow, HostChain, Placement, Resolved, ResolvedFirewall};
+
+/// Which way a security group rule looks, from the instance's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupDirection {
+    /// Traffic to the instance.
+    Ingress,
+    /// Traffic from the instance.
+    Egress,
+}
+
+impl fmt::Display for GroupDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GroupDirection::Ingress => "ingress",
+            GroupDirection::Egress => "egress",
+        })
+    }
+}
+
+/// The element of the topology or scenario that made a rule of the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// Security groups are stateful: packets of a connection they let through, both ways,
+    /// pass whatever the rules say.
+    Established,
+    /// A security group rule that lets the packet through.
+    GroupRule {
+        /// The group.
+        group: String,
+        /// The instance the group is on.
+        host: String,
+        /// Ingress or egress.
+        direction: GroupDirection,
+        /// The rule's number in the group's list, from 1.
+        number: usize,
+        /// The rule, e.g. `tcp/1234 from 10.0.0.0/16`.
+        rule: String,
+    },
+    /// No rule of the instance's security groups allows the packet: their implicit deny.
+    GroupDeny {
+        /// The instance.
+        host: String,
+        /// Its groups.
+        groups: Vec<String>,
+        /// Ingress or egress.
+        direction: GroupDirection,
+    },
+    /// A firewall rule.
+    Firewall {
+        /// Its number in the list it came from, from 1.
+        number: usize,
+        /// `fabric`, or the host it is on.
+        on: String,
+        /// On a host: `input` or `output`.
+        chain: Option<String>,
+        /// What it does.
+        action: Action,
+        /// The rule, e.g. `drop tcp/1234 to 10.0.0.58`.
+        rule: String,
+    },
+}
+
+impl Origin {
+    /// Whether the rule answers the packets it stops (with a reset or an ICMP error) rather
+    /// than dropping them silently.
+    pub fn rejects(&self) -> bool {
+        matches!(self, Origin::Firewall { action, .. } if *action != Action::Drop)
+    }
+
+    /// The name a `dropped-by` expectation gives it: `security-group:NAME` (each group of a
+    /// deny), `firewall:N`, `firewall:HOST` for a rule on a host, or `established`.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Origin::Established => vec!["established".into()],
+            Origin::GroupRule { group, .. } => vec![format!("security-group:{group}")],
+            Origin::GroupDeny { groups, .. } => groups
+                .iter()
+                .map(|g| format!("security-group:{g}"))
+                .collect(),
+            Origin::Firewall { number, on, .. } => {
+                let mut names = vec![format!("firewall:{number}")];
+                if on != "fabric" {
+                    names.push(format!("firewall:{on}"));
+                }
+                names
+            }
+        }
+    }
+
+    pub(crate) fn group_rule(host: &str, direction: GroupDirection, allow: &Allow) -> Origin {
+        let ports = allow.ports.map(|p| format!("/{p}")).unwrap_or_default();
+        let way = match direction {
+            GroupDirection::Ingress => "from",
+            GroupDirection::Egress => "to",
+        };
+        Origin::GroupRule {
+            group: allow.group.clone(),
+            host: host.to_string(),
+            direction,
+            number: allow.number,
+            rule: format!("{}{ports} {way} {}", allow.protocol, allow.peer),
+        }
+    }
+
+    pub(crate) fn firewall(r: &Resolved, f: &ResolvedFirewall) -> Origin {
+        let (on, chain) = match f.placement {
+            Placement::Fabric => ("fabric".to_string(), None),
+            Placement::Host(i) => (
+                r.hosts.get(i).map(|h| h.name.clone()).unwrap_or_default(),
+                Some(
+                    match f.chain {
+                        HostChain::Input => "input",
+                        HostChain::Output => "output",
+                    }
+                    .to_string(),
+                ),
+            ),
+        };
+        let mut rule = format!("{} {}", f.action, f.protocol);
+        if let Some(p) = f.port {
+            rule.push_str(&format!("/{p}"));
+        }
+        let net = |n: ipnet::Ipv4Net| {
+            if n.prefix_len() == 32 {
+                n.addr().to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        if let Some(s) = f.source {
+            rule.push_str(&format!(" from {}", net(s)));
+        }
+        if let Some(d) = f.destination {
+            rule.push_str(&format!(" to {}", net(d)));
+        }
+        Origin::Firewall {
+            number: f.number,
+            on,
+            chain,
+            action: f.action,
+            rule,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Established => {
+                write!(f, "established connection (security groups are stateful)")
+            }
+            Origin::GroupRule {
+                group,
+                host,
+                direction,
+                number,
+                rule,
+            } => write!(
+                f,
+                "security group {group} (on {host}): {direction} rule {number} allows {rule}"
+            ),
+            Origin::GroupDeny {
+                host,
+                groups,
+                direction,
+            } => {
+                let s = if groups.len() == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "security group{s} {} (on {host}): no {direction} rule allows it",
+                    groups.join(", ")
+                )
+            }
+            Origin::Firewall {
+                number,
+                on,
+                chain,
+                rule,
+                ..
+            } => match chain {
+                None => write!(f, "firewall #{number} ({on}): {rule}"),
+                Some(chain) => write!(f, "firewall #{number} (on {on}, {chain}): {rule}"),
+            },
+        }
+    }
+}
