@@ -53,6 +53,12 @@ pub struct Passage {
 }
 
 impl Passage {
+    /// What kind of packet: `SYN`, `SYN-ACK`, `RST`, `FIN`, `TCP segment`, `UDP datagram`
+    /// or `ICMP message`.
+    pub fn kind(&self) -> &'static str {
+        self.key.what()
+    }
+
     /// What the rules did, with the ruleset when a step had changed it: `dropped by
     /// security group web-sg (on server): ... (rules of step 5)`.
     pub fn verdict(&self) -> String {

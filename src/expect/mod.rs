@@ -2,6 +2,7 @@
 //! outcomes. A failure names the expectation, says what was expected and what was seen (with
 //! times), and shows the packets of every capture that concern it and where the pcaps are.
 
+mod dropped;
 mod schedule;
 mod want;
 
@@ -15,10 +16,11 @@ use crate::proc::Outcome;
 pub use crate::trace::Side;
 use crate::trace::{Flow, Kind, Trace};
 use crate::units::fmt_secs;
+pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use want::{
-    Expect, ProgramName, answered, class, exit, handshake, no_answer, no_flow, no_ip_packets,
-    output, reset_by, sent, syn_retransmissions, took,
+    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, no_answer, no_flow,
+    no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
 };
 pub(crate) use want::{FlowWant, Want};
 
@@ -155,6 +157,26 @@ pub enum Expectation {
         /// The address ARP asked for.
         target: Ipv4Addr,
     },
+    /// Rules of the lab stopped packets to `server` (from `from`), and every packet they
+    /// stopped was stopped by the rule(s) `by` names.
+    DroppedBy {
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// Only packets from this address.
+        from: Option<Ipv4Addr>,
+        /// The security group, firewall rule or host firewall.
+        by: RuleName,
+    },
+    /// Packets to `server` (from `from`) were let through by a rule `by` names: a security
+    /// group's, or `established` (the groups' connection tracking).
+    AllowedBy {
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// Only packets from this address.
+        from: Option<Ipv4Addr>,
+        /// The security group, or `established`.
+        by: RuleName,
+    },
 }
 
 impl fmt::Display for Expectation {
@@ -225,6 +247,14 @@ impl fmt::Display for Expectation {
             ),
             Expectation::UnansweredArp { host, target } => {
                 write!(f, "{host}: ARP asked for {target}, nobody answered")
+            }
+            Expectation::DroppedBy { server, from, by } => {
+                let from = from.map(|a| format!(" from {a}")).unwrap_or_default();
+                write!(f, "packets to {server}{from} stopped by {by}")
+            }
+            Expectation::AllowedBy { server, from, by } => {
+                let from = from.map(|a| format!(" from {a}")).unwrap_or_default();
+                write!(f, "packets to {server}{from} let through by {by}")
             }
         }
     }
@@ -387,7 +417,9 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::IcmpError { server, .. }
         | Expectation::Payload { server, .. }
         | Expectation::Answer { server, .. }
-        | Expectation::ZeroWindow { server, .. } => vec![*server],
+        | Expectation::ZeroWindow { server, .. }
+        | Expectation::DroppedBy { server, .. }
+        | Expectation::AllowedBy { server, .. } => vec![*server],
         Expectation::NoIpPackets { .. }
         | Expectation::Class { .. }
         | Expectation::Exit { .. }
@@ -464,6 +496,8 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             zero_window(trace(ev, host)?, *server, ev.origin)
         }
         Expectation::UnansweredArp { host, target } => unanswered_arp(trace(ev, host)?, *target),
+        Expectation::DroppedBy { server, from, by } => dropped::dropped_by(ev, *server, *from, by),
+        Expectation::AllowedBy { server, from, by } => dropped::allowed_by(ev, *server, *from, by),
         Expectation::Took {
             program,
             expected,

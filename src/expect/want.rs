@@ -60,6 +60,12 @@ pub(crate) enum Want {
         hosts: Vec<String>,
         from: Side,
     },
+    DroppedBy {
+        target: String,
+        by: String,
+        from: Option<String>,
+        allowed: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +84,14 @@ impl Expect {
             Want::SynRetransmissions { tolerance: t, .. }
             | Want::Ready(Expectation::Took { tolerance: t, .. }) => *t = tolerance,
             _ => {}
+        }
+        self
+    }
+
+    /// For [`dropped_by`] and [`allowed_by`]: only packets from `host` (a host's name or an address).
+    pub fn from(mut self, host: &str) -> Expect {
+        if let Want::DroppedBy { from, .. } = &mut self.0 {
+            *from = Some(host.to_string());
         }
         self
     }
@@ -194,6 +208,37 @@ fn payload(text: &str, target: &str, hosts: &[&str], from: Side) -> Expect {
         target: target.to_string(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         from,
+    })
+}
+
+/// Rules of the lab stopped packets to `target` (`"server:8080"`), and each one they
+/// stopped was stopped by `by`: `"security-group:NAME"`, `"firewall:N"` (the N-th firewall
+/// rule, from 1) or `"firewall:HOST"` (any firewall rule on that host). Narrow it to one
+/// client with [`Expect::from`].
+///
+/// ```
+/// use tcplab::expect::dropped_by;
+/// let e = dropped_by("server:1235", "security-group:server-sg").from("client-1");
+/// # let _ = e;
+/// ```
+pub fn dropped_by(target: &str, by: &str) -> Expect {
+    Expect(Want::DroppedBy {
+        target: target.to_string(),
+        by: by.to_string(),
+        from: None,
+        allowed: false,
+    })
+}
+
+/// Packets to `target` were let through by a rule `by` names: `"security-group:NAME"`, or
+/// `"established"` (the security groups' connection tracking, which passes the packets of a
+/// connection they allowed whatever their rules say now).
+pub fn allowed_by(target: &str, by: &str) -> Expect {
+    Expect(Want::DroppedBy {
+        target: target.to_string(),
+        by: by.to_string(),
+        from: None,
+        allowed: true,
     })
 }
 

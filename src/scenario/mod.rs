@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error_class::ErrorClass;
-use crate::expect::{Expectation, Tolerance};
+use crate::expect::{Expectation, RuleName, Tolerance};
 use crate::spec::bounds;
 use crate::spec::location::{line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
@@ -244,7 +244,7 @@ fn check(
     let time_limit = check_sizes(raw)?;
     let sysctls = check_sysctls(raw, topo)?;
     let programs = check_steps(raw, topo, topology_for_check)?;
-    let expectations = check_expectations(raw, topo, &programs)?;
+    let expectations = check_expectations(raw, topo, topology_for_check, &programs)?;
     Ok(Checked {
         time_limit,
         sysctls,
@@ -550,6 +550,7 @@ fn check_steps(
 fn check_expectations(
     raw: &ScenarioFile,
     topo: &Resolved,
+    topology: &Topology,
     programs: &Programs,
 ) -> Result<Vec<Expectation>, ValidationError> {
     use crate::spec::resolve_helpers::{at, invalid};
@@ -599,6 +600,17 @@ fn check_expectations(
                 format!("{value} is not {what}: give a number from 0 to 255"),
             )
         })
+    };
+    let from_of = |path: FieldPath, from: Option<&str>| {
+        from.map(|f| {
+            topo.hosts
+                .iter()
+                .find(|h| h.name == f)
+                .map(|h| h.address)
+                .or_else(|| f.parse().ok())
+                .ok_or_else(|| invalid(path, format!("`{f}` is neither a host nor an address")))
+        })
+        .transpose()
     };
     let mut expectations = Vec::new();
     for (i, e) in raw.expectations.iter().enumerate() {
@@ -715,6 +727,24 @@ fn check_expectations(
                 host: host_of(h)?,
                 server: srv(s)?,
             },
+            ExpectSpec::DroppedBy {
+                server: s,
+                by,
+                from,
+            } => Expectation::DroppedBy {
+                server: srv(s)?,
+                from: from_of(path.key("from"), from.as_deref())?,
+                by: rule_name(raw, topology, by).map_err(|m| invalid(path.key("by"), m))?,
+            },
+            ExpectSpec::AllowedBy {
+                server: s,
+                by,
+                from,
+            } => Expectation::AllowedBy {
+                server: srv(s)?,
+                from: from_of(path.key("from"), from.as_deref())?,
+                by: rule_name(raw, topology, by).map_err(|m| invalid(path.key("by"), m))?,
+            },
             ExpectSpec::UnansweredArp { host: h, target } => Expectation::UnansweredArp {
                 host: host_of(h)?,
                 target: target.parse().map_err(|_| {
@@ -727,6 +757,54 @@ fn check_expectations(
         });
     }
     Ok(expectations)
+}
+
+/// A `dropped-by` expectation's rule, checked against what the topology and steps hold.
+fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleName, String> {
+    let name = RuleName::parse(by)?;
+    match &name {
+        RuleName::SecurityGroup(g) => {
+            if !topology.security_groups.iter().any(|x| &x.name == g) {
+                let known: Vec<&str> = topology
+                    .security_groups
+                    .iter()
+                    .map(|x| x.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "no security group named `{g}` (the topology has: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
+        RuleName::Firewall(n) => {
+            let most = raw
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Firewall { rules } => Some(rules.len()),
+                    _ => None,
+                })
+                .chain(std::iter::once(topology.firewalls.len()))
+                .max()
+                .unwrap_or(0);
+            if *n > most {
+                return Err(format!(
+                    "`{by}`: the topology and the firewall steps have at most {most} firewall rule(s)"
+                ));
+            }
+        }
+        RuleName::HostFirewall(h) => {
+            if !topology.hosts.iter().any(|x| &x.name == h) {
+                return Err(format!("`{by}`: no host named `{h}`"));
+            }
+        }
+        RuleName::Established => {}
+    }
+    Ok(name)
 }
 
 #[cfg(test)]

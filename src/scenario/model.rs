@@ -282,6 +282,29 @@ pub enum ExpectSpec {
         /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
+    /// Rules of the lab stopped packets to `server`, and every packet they stopped was
+    /// stopped by `by`: `security-group:NAME`, `firewall:N` (the N-th firewall rule, from 1)
+    /// or `firewall:HOST` (any firewall rule on that host).
+    DroppedBy {
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the packets were going to.
+        server: String,
+        /// The rule: `security-group:NAME`, `firewall:N` or `firewall:HOST`.
+        by: String,
+        /// Only packets from this host (or address).
+        #[serde(default)]
+        from: Option<String>,
+    },
+    /// Packets to `server` were let through by `by`: `security-group:NAME` (one of its
+    /// rules), or `established` (the groups' connection tracking).
+    AllowedBy {
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the packets were going to.
+        server: String,
+        /// The rule: `security-group:NAME` or `established`.
+        by: String,
+        /// Only packets from this host (or address).
+        #[serde(default)]
+        from: Option<String>,
+    },
     /// ARP asked for `target` on `host`'s capture and nobody answered.
     UnansweredArp {
         /// Whose capture: a host, or `fabric:HOST` for its bridge port.

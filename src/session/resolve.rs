@@ -27,6 +27,12 @@ fn describe(w: &Want) -> String {
         }
         Want::Flow { host, target, .. } => format!("{host}: connection to {target}"),
         Want::Payload { text, target, .. } => format!("\"{text}\" in a connection to {target}"),
+        Want::DroppedBy {
+            target, by, allowed, ..
+        } => {
+            let what = if *allowed { "let through" } else { "stopped" };
+            format!("packets to {target} {what} by {by}")
+        }
     }
 }
 
@@ -38,6 +44,28 @@ fn resolve_want(
 ) -> Result<Expectation, String> {
     Ok(match w {
         Want::Ready(e) => e,
+        Want::DroppedBy {
+            target,
+            by,
+            from,
+            allowed,
+        } => {
+            let server = address(lab, &target)?;
+            let by = crate::expect::RuleName::parse(&by)?;
+            let from = from
+                .map(|f| match lab.host(&f) {
+                    Ok(h) => Ok(h.address()),
+                    Err(_) => f
+                        .parse::<Ipv4Addr>()
+                        .map_err(|_| format!("`{f}` is neither a host of the lab nor an address")),
+                })
+                .transpose()?;
+            if allowed {
+                Expectation::AllowedBy { server, from, by }
+            } else {
+                Expectation::DroppedBy { server, from, by }
+            }
+        }
         Want::SynRetransmissions {
             host,
             target,
