@@ -24,8 +24,7 @@ fn scenario(#[files("fixtures/scenarios/*.toml")] path: PathBuf) {
         RunOptions {
             out_dir: Some(artifacts.path().to_path_buf()),
             bin_dir,
-            events: None,
-            interrupt: None,
+            ..RunOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

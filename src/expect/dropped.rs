@@ -135,7 +135,7 @@ pub(super) fn dropped_by(
         .filter_map(|p| p.seen.first())
         .map(|s| s.at)
         .min()
-        .map(|t| format!(", the first at {}", fmt_secs(t.saturating_sub(ev.origin).as_secs_f64())))
+        .map(|t| format!(", the first at {} s", fmt_secs(t.saturating_sub(ev.origin).as_secs_f64())))
         .unwrap_or_default();
     (true, format!("{}{first}{lost}", sums(&mine)))
 }

@@ -23,9 +23,20 @@ use crate::spec::{Placement, Resolved, SpecError, Topology, ValidationError};
 use rules::RuleBook;
 pub use crate::ruletrace::TraceError;
 
-/// Whether the lab's rules mark packets for nftables tracing, so that each packet a rule
-/// stopped is tied to the rule (see the README for what it costs).
-const TRACE_RULES: bool = true;
+/// How a lab is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabOptions {
+    /// Whether the lab's rules mark packets for nftables tracing, so that each packet is tied
+    /// to the rule that let it through, dropped or rejected it (see [`crate::attribution`]).
+    /// On by default; the README's benchmark section says what it costs.
+    pub trace_rules: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions { trace_rules: true }
+    }
+}
 pub use preflight::check_privileges;
 pub use recording::{Recorded, Recording, port_capture_name};
 
@@ -319,7 +330,12 @@ impl Lab {
 
     /// Builds a topology already resolved (see [`Topology::resolve`]).
     pub fn from_resolved(resolved: Resolved) -> Result<Lab, LabError> {
-        let mut book = RuleBook::new(TRACE_RULES);
+        Lab::from_resolved_with(resolved, LabOptions::default())
+    }
+
+    /// Like [`Lab::from_resolved`], with `options`.
+    pub fn from_resolved_with(resolved: Resolved, options: LabOptions) -> Result<Lab, LabError> {
+        let mut book = RuleBook::new(options.trace_rules);
         let (fabric, hosts) = build::build(&resolved, &mut book).map_err(|e| {
             if ran_out_of_files(&e) {
                 LabError::OutOfFiles {

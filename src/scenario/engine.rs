@@ -72,6 +72,8 @@ pub struct RunOptions {
     /// Lets another thread interrupt the run (Ctrl+C): the remaining steps are skipped, the
     /// captures taken so far are kept and checked.
     pub interrupt: Option<Interrupt>,
+    /// How the lab is built (whether its rules trace packets).
+    pub lab: crate::lab::LabOptions,
 }
 
 /// A finished run: the verdict and the evidence behind it.
@@ -144,7 +146,7 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
     // Pcaps are created in the folder as it was opened: never through a symlink, never over a
     // file that was already there.
     let out = options.out_dir.as_deref().map(OutDir::open).transpose()?;
-    let lab = Lab::from_resolved(scenario.resolved.clone()).map_err(lab_error)?;
+    let lab = Lab::from_resolved_with(scenario.resolved.clone(), options.lab).map_err(lab_error)?;
     for (host, key, value) in &scenario.sysctls {
         lab.host(host)
             .and_then(|h| h.set_sysctl(key, value))

@@ -134,6 +134,10 @@ enum Command {
         /// Print the report as JSON (for CI) instead of text, with no live view
         #[arg(long)]
         json: bool,
+        /// Do not trace packets through the lab's rules: faster bulk transfers, but no packet
+        /// is tied to the rule that stopped it (dropped-by and allowed-by expectations fail)
+        #[arg(long)]
+        no_rule_trace: bool,
     },
     /// Build a topology and keep it up, with namespaces named NAME-HOST for `ip netns exec`
     #[command(
@@ -192,7 +196,8 @@ fn main() -> ExitCode {
             out,
             json,
             keep,
-        } => run::run(&scenario, out, json, keep),
+            no_rule_trace,
+        } => run::run(&scenario, out, json, keep, !no_rule_trace),
         Command::Up { topology, name } => keep::up(&topology, &name),
         Command::Exec {
             name,

@@ -57,7 +57,13 @@ impl Output {
 }
 
 /// `tcplab run`: returns the exit code (0 passed, 1 failed, 130/143 interrupted).
-pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8, CliError> {
+pub fn run(
+    arg: &str,
+    out: Option<PathBuf>,
+    json: bool,
+    keep: bool,
+    trace_rules: bool,
+) -> Result<u8, CliError> {
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
     tcplab::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
@@ -73,6 +79,7 @@ pub fn run(arg: &str, out: Option<PathBuf>, json: bool, keep: bool) -> Result<u8
         bin_dir: None,
         events: (!json).then_some(tx),
         interrupt: Some(interrupt.clone()),
+        lab: tcplab::lab::LabOptions { trace_rules },
     };
     let worker = {
         let scenario = scenario.clone();
