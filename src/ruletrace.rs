@@ -128,7 +128,7 @@ fn open() -> std::io::Result<OwnedFd> {
     }
     socket.add_membership(libc::NFNLGRP_NFTRACE as u32)?;
     socket.set_non_blocking(true)?;
-    Ok(socket.as_fd().try_clone_to_owned()?)
+    socket.as_fd().try_clone_to_owned()
 }
 
 impl RuleTrace {
@@ -211,8 +211,8 @@ fn read_until_stopped(
             }
             return Err(TraceError::Read(e));
         }
-        for i in 0..sockets.len() {
-            if fds[i].revents != 0 {
+        for (i, fd) in fds[..sockets.len()].iter().enumerate() {
+            if fd.revents != 0 {
                 drain(i, &mut out, &mut lost)?;
             }
         }
@@ -268,7 +268,10 @@ fn parse_event(place: Placement, payload: &[u8]) -> Option<RuleEvent> {
         network: Vec::new(),
         transport: Vec::new(),
     };
-    let be32 = |v: &[u8]| v.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let be32 = |v: &[u8]| {
+        v.get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     for nla in NlasIterator::new(payload.get(4..)?) {
         let nla: NlaBuffer<&[u8]> = nla.ok()?;
         let v = nla.value();
@@ -276,9 +279,9 @@ fn parse_event(place: Placement, payload: &[u8]) -> Option<RuleEvent> {
             NFTA_TRACE_TABLE => event.table = crate::firewall::c_string(v),
             NFTA_TRACE_CHAIN => event.chain = crate::firewall::c_string(v),
             NFTA_TRACE_RULE_HANDLE => {
-                event.handle = v.get(..8).map(|b| {
-                    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                })
+                event.handle = v
+                    .get(..8)
+                    .map(|b| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             }
             NFTA_TRACE_TYPE => {
                 event.step = match be32(v)? as i32 {
@@ -314,4 +317,3 @@ fn decision(code: i32) -> Decision {
         other => Decision::Other(other),
     }
 }
-

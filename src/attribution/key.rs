@@ -158,7 +158,9 @@ impl PacketKey {
     /// The destination: address and, for TCP and UDP, port.
     pub fn dst(&self) -> (Ipv4Addr, Option<u16>) {
         match self {
-            PacketKey::Tcp { dst, .. } | PacketKey::Udp { dst, .. } => (*dst.ip(), Some(dst.port())),
+            PacketKey::Tcp { dst, .. } | PacketKey::Udp { dst, .. } => {
+                (*dst.ip(), Some(dst.port()))
+            }
             PacketKey::Icmp { dst, .. } => (*dst, None),
         }
     }

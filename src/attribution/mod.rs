@@ -217,10 +217,11 @@ pub(crate) fn attribute(
         let id = (event.place, event.id);
         let list = open.entry(id).or_default();
         list.push(event);
-        if terminal && let Some(list) = open.remove(&id) {
-            if let Some(p) = passage(&list, book, &place_name) {
-                passages.push(p);
-            }
+        if terminal
+            && let Some(list) = open.remove(&id)
+            && let Some(p) = passage(&list, book, &place_name)
+        {
+            passages.push(p);
         }
     }
     let mut matcher = Matcher::new(traces);
@@ -299,7 +300,7 @@ fn passage(
             let mut by: Vec<Origin> = events
                 .iter()
                 .filter(|e| e.decision == Some(Decision::Return))
-                .filter_map(|e| find(e))
+                .filter_map(find)
                 .map(|entry| entry.origin.clone())
                 .collect();
             // The sender's egress before the receiver's ingress, as the packet goes.

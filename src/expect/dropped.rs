@@ -33,9 +33,7 @@ impl RuleName {
         if s == "established" {
             return Ok(RuleName::Established);
         }
-        let (kind, name) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}` {usage}"))?;
+        let (kind, name) = s.split_once(':').ok_or_else(|| format!("`{s}` {usage}"))?;
         if name.is_empty() {
             return Err(format!("`{s}` names nothing: it {usage}"));
         }
@@ -135,7 +133,12 @@ pub(super) fn dropped_by(
         .filter_map(|p| p.seen.first())
         .map(|s| s.at)
         .min()
-        .map(|t| format!(", the first at {} s", fmt_secs(t.saturating_sub(ev.origin).as_secs_f64())))
+        .map(|t| {
+            format!(
+                ", the first at {} s",
+                fmt_secs(t.saturating_sub(ev.origin).as_secs_f64())
+            )
+        })
         .unwrap_or_default();
     (true, format!("{}{first}{lost}", sums(&mine)))
 }

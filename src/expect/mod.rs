@@ -19,8 +19,8 @@ use crate::units::fmt_secs;
 pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use want::{
-    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, no_answer, no_flow,
-    no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
+    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, no_answer,
+    no_flow, no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
 };
 pub(crate) use want::{FlowWant, Want};
 

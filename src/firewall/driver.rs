@@ -145,7 +145,10 @@ pub fn load(tables: &[Table], mode: Mode, what: &str) -> Result<Vec<Loaded>, Fir
     send(&batch.finalize()).map_err(err)?;
     let mut loaded = Vec::new();
     for t in tables {
-        if t.chains.iter().any(|c| c.rules.iter().any(|r| r.comment.is_some())) {
+        if t.chains
+            .iter()
+            .any(|c| c.rules.iter().any(|r| r.comment.is_some()))
+        {
             loaded.extend(super::handles::dump(t.family, &t.name).map_err(err)?);
         }
     }
@@ -292,7 +295,10 @@ fn add_verdict(rule: &mut nftnl::Rule, v: &Verdict) {
         }),
         Verdict::Reject(r) => rule.add_expr(&RejectExpr(*r)),
         Verdict::TraceOn => {
-            rule.add_expr(&nftnl::expr::Immediate::new(1u8, nftnl::expr::Register::Reg1));
+            rule.add_expr(&nftnl::expr::Immediate::new(
+                1u8,
+                nftnl::expr::Register::Reg1,
+            ));
             rule.add_expr(&SetNftrace);
         }
     }

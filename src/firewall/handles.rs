@@ -62,7 +62,14 @@ pub fn dump(family: Family, name: &str) -> std::io::Result<Vec<Loaded>> {
 fn socket_recv(socket: &mnl::Socket, buffer: &mut [u8]) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid descriptor and a buffer we own, for the length given.
-    let n = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            0,
+        )
+    };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -172,7 +179,10 @@ mod tests {
     fn request_is_aligned_and_names_the_table() {
         let m = request(Family::Inet, "tcplab", 7);
         assert_eq!(m.len() % 4, 0);
-        assert_eq!(u32::from_ne_bytes(m[..4].try_into().unwrap()) as usize, m.len());
+        assert_eq!(
+            u32::from_ne_bytes(m[..4].try_into().unwrap()) as usize,
+            m.len()
+        );
         assert_eq!(&m[24..31], b"tcplab\0");
     }
 }

@@ -181,11 +181,13 @@ fn allow_chain(
             );
         }
     }
-    rules.push(Rule::new(Vec::new(), Verdict::Drop).from(Origin::GroupDeny {
-        host: host.name.clone(),
-        groups: host.security_groups.clone(),
-        direction,
-    }));
+    rules.push(
+        Rule::new(Vec::new(), Verdict::Drop).from(Origin::GroupDeny {
+            host: host.name.clone(),
+            groups: host.security_groups.clone(),
+            direction,
+        }),
+    );
     Chain {
         name,
         base: None,

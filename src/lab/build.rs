@@ -133,7 +133,9 @@ pub(super) fn build(
         .map(|((i, h), ns)| {
             let address = IpAddr::from(h.address);
             let prefix = resolved.subnet.prefix_len();
-            let mut tables: Vec<_> = firewall::host_table(resolved, i, rules).into_iter().collect();
+            let mut tables: Vec<_> = firewall::host_table(resolved, i, rules)
+                .into_iter()
+                .collect();
             book.label(0, &mut tables);
             let name = h.name.clone();
             ns.submit(move |state| {

@@ -18,10 +18,10 @@ use crate::capture::CaptureError;
 use crate::firewall::FirewallError;
 use crate::netns::{Namespace, NetnsError};
 use crate::proc::{Outcome, Proc, ProcError};
+pub use crate::ruletrace::TraceError;
 pub use crate::spec::BRIDGE;
 use crate::spec::{Placement, Resolved, SpecError, Topology, ValidationError};
 use rules::RuleBook;
-pub use crate::ruletrace::TraceError;
 
 /// How a lab is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,16 +77,18 @@ impl Lab {
                 })
         };
         let traced = self.rules.lock().unwrap_or_else(|e| e.into_inner()).trace;
-        let rules = if traced {
-            let places: Vec<_> = std::iter::once((Placement::Fabric, "the fabric".to_string(), self.fabric()))
-                .chain(self.hosts().iter().enumerate().map(|(i, h)| {
-                    (Placement::Host(i), format!("host {}", h.name()), h.ns())
-                }))
-                .collect();
-            Some(RuleTrace::start(&places)?)
-        } else {
-            None
-        };
+        let rules =
+            if traced {
+                let places: Vec<_> =
+                    std::iter::once((Placement::Fabric, "the fabric".to_string(), self.fabric()))
+                        .chain(self.hosts().iter().enumerate().map(|(i, h)| {
+                            (Placement::Host(i), format!("host {}", h.name()), h.ns())
+                        }))
+                        .collect();
+                Some(RuleTrace::start(&places)?)
+            } else {
+                None
+            };
         let origin = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

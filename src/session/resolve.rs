@@ -28,7 +28,10 @@ fn describe(w: &Want) -> String {
         Want::Flow { host, target, .. } => format!("{host}: connection to {target}"),
         Want::Payload { text, target, .. } => format!("\"{text}\" in a connection to {target}"),
         Want::DroppedBy {
-            target, by, allowed, ..
+            target,
+            by,
+            allowed,
+            ..
         } => {
             let what = if *allowed { "let through" } else { "stopped" };
             format!("packets to {target} {what} by {by}")
