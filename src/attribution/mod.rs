@@ -169,8 +169,7 @@ impl Attribution {
         })
     }
 
-    /// Passages of packets to `address` (and `port`, for TCP and UDP), optionally from
-    /// `from`.
+    /// Passages of TCP and UDP packets to `address` and `port`, optionally from `from`.
     pub fn towards(
         &self,
         address: Ipv4Addr,
@@ -180,7 +179,7 @@ impl Attribution {
         self.passages.iter().filter(move |p| {
             let (dst, dport) = p.key.dst();
             dst == address
-                && dport.is_none_or(|d| d == port)
+                && dport == Some(port)
                 && from.is_none_or(|f| p.key.src() == f)
         })
     }
@@ -491,7 +490,7 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
             let where_ = match (place.as_str(), sender) {
                 ("fabric", Some(s)) => format!("entered the fabric at {s}'s port"),
                 ("fabric", None) => "entered the fabric".to_string(),
-                (host, Some(s)) if s == host => format!("left {host}'s programs"),
+                (host, Some(s)) if s == host => format!("stopped on their way out of {host}"),
                 (host, _) => format!("reached {host}"),
             };
             let mut line = format!("{what} {where_}; {fate}");
