@@ -498,9 +498,10 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
                 && place != dst
             {
                 let saw = saw_count(list, dst, traces);
+                let them = if list.len() == 1 { "it" } else { "them" };
                 line.push_str(&match saw {
-                    0 => format!("; {dst} never saw them"),
-                    n if n == list.len() => format!("; {dst} saw them"),
+                    0 => format!("; {dst} never saw {them}"),
+                    n if n == list.len() => format!("; {dst} saw {them}"),
                     n => format!("; {dst} saw {n} of them"),
                 });
             }
