@@ -330,7 +330,8 @@ fn passage(
         ruleset,
         seen: Vec::new(),
         key,
-        hook: format!("{}/{}", first.table, first.chain),
+        // The chain, not the table: a rule change makes a new table for the same hook.
+        hook: first.chain.clone(),
     })
 }
 
