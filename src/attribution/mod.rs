@@ -173,7 +173,8 @@ impl Attribution {
         })
     }
 
-    /// Passages of TCP and UDP packets to `address` and `port`, optionally from `from`.
+    /// Passages of the TCP and UDP flows to `address` and `port`, both ways (the packets to
+    /// it and its answers), optionally only those with the client `from`.
     pub fn towards(
         &self,
         address: Ipv4Addr,
@@ -182,9 +183,10 @@ impl Attribution {
     ) -> impl Iterator<Item = &Passage> {
         self.passages.iter().filter(move |p| {
             let (dst, dport) = p.key.dst();
-            dst == address
-                && dport == Some(port)
-                && from.is_none_or(|f| p.key.src() == f)
+            let to_server = dst == address && dport == Some(port);
+            let from_server = p.key.src() == address && p.key.src_port() == Some(port);
+            (to_server && from.is_none_or(|f| p.key.src() == f))
+                || (from_server && from.is_none_or(|f| dst == f))
         })
     }
 }

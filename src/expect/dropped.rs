@@ -75,7 +75,8 @@ impl fmt::Display for RuleName {
     }
 }
 
-/// Checks that packets to `server` (from `from`) were stopped, all by `by`.
+/// Checks that packets of the flows to `server` (with `from`), either way, were stopped, all
+/// by `by`.
 pub(super) fn dropped_by(
     ev: &Evidence,
     server: SocketAddrV4,
