@@ -6,6 +6,8 @@
 //! among packets with the same headers (a SYN and its retransmissions, say).
 
 mod key;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -50,6 +52,11 @@ pub struct Passage {
     pub seen: Vec<Seen>,
     #[serde(skip)]
     key: PacketKey,
+    /// The hook the passage went through: its table without the revision, and base chain.
+    /// A packet meets several hooks of one namespace (the fabric's port, then its forward
+    /// hook); each takes it from the captures once.
+    #[serde(skip)]
+    hook: (String, String),
 }
 
 impl Passage {
@@ -214,6 +221,13 @@ pub(crate) fn attribute(
             ),
         };
         let id = (event.place, event.id);
+        // The kernel sends the packet's headers with the first event of each base chain it
+        // meets, and only then: an event with headers starts a passage. One still open under
+        // the same id lost its end (the queue overflowed); it is dropped rather than merged
+        // with this packet's events, which would tie one packet's headers to another's fate.
+        if !event.network.is_empty() {
+            open.remove(&id);
+        }
         let list = open.entry(id).or_default();
         list.push(event);
         if terminal
@@ -270,6 +284,11 @@ fn passage(
     };
     let mut ruleset = book.revision(revision_of(&first.table)).to_string();
     let fate = match (last.step, last.decision) {
+        // tcplab's base chains all accept: a chain that drops by policy is not its own.
+        (Step::Policy, Some(Decision::Drop)) => Fate::Foreign {
+            rule: format!("table {} chain {} policy drop", last.table, last.chain),
+            dropped: true,
+        },
         (Step::Rule, Some(Decision::Drop)) => match find(last) {
             Some(entry) => {
                 ruleset = book.revision(entry.revision).to_string();
@@ -326,6 +345,7 @@ fn passage(
         ruleset,
         seen: Vec::new(),
         key,
+        hook: (base_table(&first.table).to_string(), first.chain.clone()),
     })
 }
 
@@ -335,6 +355,14 @@ fn revision_of(table: &str) -> usize {
         .rsplit_once("-r")
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// A table's name without its revision: `tcplab-r2` is `tcplab`.
+fn base_table(table: &str) -> &str {
+    match table.rsplit_once("-r") {
+        Some((base, n)) if n.parse::<usize>().is_ok() => base,
+        _ => table,
+    }
 }
 
 /// The rule and, for a security group's implicit deny, what no rule allows.
@@ -379,8 +407,11 @@ struct Matcher<'a> {
     traces: &'a [Trace],
     index: HashMap<(usize, bool, PacketKey), Vec<usize>>,
     built: Vec<bool>,
-    taken: HashMap<(usize, bool, PacketKey, String), usize>,
+    taken: HashMap<Counter, usize>,
 }
+
+/// Which packets of one capture, direction and key one place and hook has taken.
+type Counter = (usize, bool, PacketKey, String, (String, String));
 
 impl<'a> Matcher<'a> {
     fn new(traces: &'a [Trace]) -> Self {
@@ -428,8 +459,9 @@ impl<'a> Matcher<'a> {
                 continue;
             };
             self.build(capture);
-            // Each hook of a namespace sees the packet once: count per place and chain.
-            let counter = (capture, inbound, p.key, p.place.clone());
+            // Each hook of a namespace sees the packet once: count per place and hook (the
+            // same across revisions of the rules, as the packets are).
+            let counter = (capture, inbound, p.key, p.place.clone(), p.hook.clone());
             let n = self.taken.entry(counter).or_insert(0);
             if let Some(&packet) = self
                 .index
