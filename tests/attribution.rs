@@ -438,9 +438,9 @@ fn each_packet_is_tied_to_the_rule_aws_would_name() {
         .count();
     assert_eq!(on_wire, 0);
     assert!(
-        a.flows
-            .iter()
-            .any(|f| f.contains(":9001") && f.contains("left client's programs")),
+        a.flows.iter().any(|f| f.contains(":9001")
+            && f.contains("out of client")
+            && f.contains("firewall #4")),
         "{:?}",
         a.flows
     );

@@ -550,7 +550,7 @@ fn the_same_rule_in_a_later_revision_names_the_change() {
     assert_eq!(
         at.flows,
         [
-            "10.0.0.208:40000 > 10.0.0.58:8081: 1 SYN entered the fabric at client's port; dropped by security groups base-sg, web-sg (on server): no ingress rule allows tcp/8081 from 10.0.0.208; server never saw them; 1 SYN entered the fabric at client's port; dropped by security groups base-sg, web-sg (on server): no ingress rule allows tcp/8081 from 10.0.0.208 (rules of step 4); server never saw them"
+            "10.0.0.208:40000 > 10.0.0.58:8081: 1 SYN entered the fabric at client's port; dropped by security groups base-sg, web-sg (on server): no ingress rule allows tcp/8081 from 10.0.0.208; server never saw it; 1 SYN entered the fabric at client's port; dropped by security groups base-sg, web-sg (on server): no ingress rule allows tcp/8081 from 10.0.0.208 (rules of step 4); server never saw it"
         ]
     );
 }
