@@ -119,7 +119,9 @@ fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
         Rule::new(vec![Match::EstablishedOrRelated], Verdict::Accept).from(Origin::Established),
     ];
     let mut chains = Vec::new();
-    for h in guarded {
+    // Every sender's egress before any receiver's ingress, whatever the hosts' order: AWS
+    // checks the sender's groups first, so a packet both deny is the sender's egress deny.
+    for h in &guarded {
         let me = ipnet::Ipv4Net::from(h.address);
         if let Some(egress) = &h.egress {
             let name = format!("sg-out-{}", h.name);
@@ -129,6 +131,9 @@ fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
             ));
             chains.push(allow_chain(name, h, GroupDirection::Egress, egress));
         }
+    }
+    for h in guarded {
+        let me = ipnet::Ipv4Net::from(h.address);
         let name = format!("sg-in-{}", h.name);
         forward.push(Rule::new(
             vec![Match::DestinationNet(me)],
