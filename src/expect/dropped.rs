@@ -165,6 +165,15 @@ pub(super) fn allowed_by(
             Fate::Established => *by == RuleName::Established,
             _ => false,
         });
+    if !a.lost.is_empty() {
+        return (
+            false,
+            format!(
+                "trace events were lost in {}: cannot tell which rules let packets to {server} through",
+                a.lost.join(", ")
+            ),
+        );
+    }
     if mine.is_empty() {
         let saw = if others.is_empty() {
             "no packet to it met a rule of the lab".to_string()
