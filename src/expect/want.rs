@@ -271,3 +271,29 @@ pub fn no_ip_packets(host: &str) -> Expect {
         host: host.to_string(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_keep_the_line_that_called_them() {
+        let here = |e: &Expect| e.1.clone().expect("a builder keeps its caller's line");
+        let exit = exit("curl", 0);
+        assert_eq!(here(&exit), SourceLine::new(file!(), line!() - 1));
+        // Through a helper of the module and chained options, still the caller's line.
+        let flow = no_flow("server", "server:1235");
+        assert_eq!(here(&flow), SourceLine::new(file!(), line!() - 1));
+        let schedule = syn_retransmissions("client-1", "x:1").tolerance(Tolerance::default());
+        assert_eq!(here(&schedule), SourceLine::new(file!(), line!() - 1));
+        let dropped = dropped_by("server:1235", "firewall:1").from("client-1");
+        assert_eq!(here(&dropped), SourceLine::new(file!(), line!() - 1));
+        assert!(
+            here(&exit).file.ends_with("src/expect/want.rs"),
+            "{}",
+            here(&exit)
+        );
+        let by_hand: Expect = Expectation::NoIpPackets { host: "a".into() }.into();
+        assert_eq!(by_hand.1, None);
+    }
+}
