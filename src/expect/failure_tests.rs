@@ -310,7 +310,7 @@ fn icmp_failures_name_the_messages() {
     );
     assert_eq!(
         expected.to_string(),
-        "client-1: ICMP destination unreachable (port unreachable) (type 3, code 3) about a connection to 10.0.0.58:1235"
+        "client-1: ICMP destination unreachable (port unreachable; type 3, code 3) about a connection to 10.0.0.58:1235"
     );
     let (held, detail) = detail(
         expected,
@@ -530,9 +530,32 @@ fn a_failure_starts_with_where_it_was_written() {
         "an expectation past the places given has none: {report}"
     );
     assert!(
-        report.contains("\ns.toml:17: ok   client-1: no SYN-ACK, RST or ICMP error for SYNs to 10.0.0.58:1235: 1 SYN, no answer\n"),
+        report.contains("\nok   client-1: no SYN-ACK, RST or ICMP error for SYNs to 10.0.0.58:1235: 1 SYN, no answer\n"),
         "{report}"
     );
     assert_eq!(v.checks[1].at, Some(SourceLine::new("s.toml", 12)));
     assert_eq!(v.checks[3].at, None);
+}
+
+#[test]
+fn packets_of_a_connection_are_told_by_what_they_carry() {
+    let data = tcp(Seg {
+        syn: false,
+        ack: true,
+        payload: b"hi",
+        ..SYN
+    });
+    let ack = tcp(Seg {
+        syn: false,
+        ack: true,
+        ..SYN
+    });
+    fails_in_words(
+        Expectation::NoFlow {
+            host: "client-1".into(),
+            server: server(),
+        },
+        &client_capture(vec![tcp(SYN), syn_ack(), ack, data]),
+        "saw 4 packets (1 SYN, 1 SYN-ACK, 1 packet with data, 1 packet without data (ACKs, FINs))",
+    );
 }

@@ -215,8 +215,8 @@ impl fmt::Display for Expectation {
                 code,
             } => write!(
                 f,
-                "{host}: {} (type {icmp_type}, code {code}) about a connection to {server}",
-                words::icmp(*icmp_type, *code)
+                "{host}: {} about a connection to {server}",
+                words::icmp_numbered(*icmp_type, *code)
             ),
             Expectation::Payload {
                 text,
@@ -491,7 +491,7 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             let t = trace(ev, host)?;
             let n: usize = t.flows_to(*server).map(|f| f.packets.len()).sum();
             let saw = if n == 0 {
-                words::flows_seen(t, *server)
+                "none seen".to_string()
             } else {
                 format!(
                     "{} ({})",
@@ -1047,7 +1047,11 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
     for c in failed.iter().chain(&held) {
         let mark = if c.held { "ok  " } else { "FAIL" };
         // `FILE:LINE: FAIL ...`, as compilers say where: editors and terminals jump there.
-        let at = c.at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
+        // Only failures: a passing line needs no finding, and a path on every line is noise.
+        let at = match &c.at {
+            Some(a) if !c.held => format!("{a}: "),
+            _ => String::new(),
+        };
         let _ = writeln!(s, "{at}{mark} {}: {}", c.expectation, c.detail);
     }
     if failed.is_empty() {

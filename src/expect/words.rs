@@ -77,6 +77,17 @@ pub fn icmp(icmp_type: u8, code: u8) -> String {
     format!("ICMP {kind} ({reason})")
 }
 
+/// An ICMP message by name and numbers, as an expectation names it: `ICMP destination
+/// unreachable (port unreachable; type 3, code 3)`.
+pub fn icmp_numbered(icmp_type: u8, code: u8) -> String {
+    let name = icmp(icmp_type, code);
+    match name.strip_suffix(')') {
+        Some(named) => format!("{named}; type {icmp_type}, code {code})"),
+        None if name.starts_with("ICMP type") => name,
+        None => format!("{name} (type {icmp_type}, code {code})"),
+    }
+}
+
 /// How a program ended: `exit code 28`, `killed by signal 9 (SIGKILL)`.
 pub(super) fn ended(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -97,8 +108,17 @@ pub(super) fn flows_seen(t: &Trace, server: SocketAddrV4) -> String {
     let mut resets = [0usize; 2];
     let mut icmp_errors: Vec<((u8, u8), usize)> = Vec::new();
     let mut packets = 0;
+    let mut data = 0;
     for f in t.flows_to(server) {
         packets += f.packets.len();
+        data += f
+            .packets
+            .iter()
+            .filter(|&&i| {
+                matches!(&t.packets[i].kind, Kind::Tcp(tcp)
+                    if !tcp.payload.is_empty() && !tcp.flags.syn && !tcp.flags.rst)
+            })
+            .count();
         syns += f.syns.len();
         syn_acks += f.syn_acks.len();
         for (_, s) in &f.resets {
@@ -137,11 +157,16 @@ pub(super) fn flows_seen(t: &Trace, server: SocketAddrV4) -> String {
             format!("{n} × {what}")
         });
     }
-    let named = syns + syn_acks + resets[0] + resets[1];
+    if data > 0 {
+        parts.push(format!("{} with data", count(data, "packet")));
+    }
     // ICMP errors quote the flow but are not among its packets.
-    let other = packets.saturating_sub(named);
+    let other = packets.saturating_sub(syns + syn_acks + resets[0] + resets[1] + data);
     if other > 0 {
-        parts.push(count_as(other, "other packet", "other packets"));
+        parts.push(format!(
+            "{} without data (ACKs, FINs)",
+            count(other, "packet")
+        ));
     }
     if syn_acks == 0 && resets[1] == 0 && icmp_errors.is_empty() && syns > 0 {
         parts.push("no answer".to_string());
@@ -166,6 +191,12 @@ mod tests {
         assert_eq!(icmp(3, 99), "ICMP destination unreachable (code 99)");
         assert_eq!(icmp(8, 0), "ICMP echo request");
         assert_eq!(icmp(42, 1), "ICMP type 42 code 1");
+        assert_eq!(
+            icmp_numbered(3, 3),
+            "ICMP destination unreachable (port unreachable; type 3, code 3)"
+        );
+        assert_eq!(icmp_numbered(8, 0), "ICMP echo request (type 8, code 0)");
+        assert_eq!(icmp_numbered(42, 1), "ICMP type 42 code 1");
     }
 
     #[test]

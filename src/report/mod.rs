@@ -263,11 +263,12 @@ impl Report {
             } else {
                 format!("{red}FAIL{red:#}")
             };
-            // `FILE:LINE: FAIL ...`: where to look, as a compiler says it.
-            let at =
-                c.at.as_deref()
-                    .map(|a| format!("{a}: "))
-                    .unwrap_or_default();
+            // `FILE:LINE: FAIL ...`: where to look, as a compiler says it. Only failures: a
+            // passing line needs no finding, and a path on every line is noise.
+            let at = match &c.at {
+                Some(a) if !c.held => format!("{a}: "),
+                _ => String::new(),
+            };
             let _ = writeln!(s, "  {at}{mark} {}: {}", c.expectation, c.detail);
         }
         let held = self.expectations.iter().filter(|c| c.held).count();
@@ -380,6 +381,7 @@ mod tests {
             assert!(r.styled().contains('\x1b'));
         }
         assert!(report(false).text().contains("  s.toml:7: FAIL e: x"));
-        assert!(report(true).text().contains("  s.toml:7: ok   e: x"));
+        assert!(report(true).text().contains("\n  ok   e: x"));
+        assert!(report(false).json().contains("\"at\": \"s.toml:7\""));
     }
 }
