@@ -556,6 +556,6 @@ fn packets_of_a_connection_are_told_by_what_they_carry() {
             server: server(),
         },
         &client_capture(vec![tcp(SYN), syn_ack(), ack, data]),
-        "saw 4 packets (1 SYN, 1 SYN-ACK, 1 packet with data, 1 packet without data (ACKs, FINs))",
+        "saw 4 packets (1 SYN, 1 SYN-ACK, 1 packet with data, 1 ACK or FIN)",
     );
 }

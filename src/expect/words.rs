@@ -163,10 +163,7 @@ pub(super) fn flows_seen(t: &Trace, server: SocketAddrV4) -> String {
     // ICMP errors quote the flow but are not among its packets.
     let other = packets.saturating_sub(syns + syn_acks + resets[0] + resets[1] + data);
     if other > 0 {
-        parts.push(format!(
-            "{} without data (ACKs, FINs)",
-            count(other, "packet")
-        ));
+        parts.push(count_as(other, "ACK or FIN", "ACKs or FINs"));
     }
     if syn_acks == 0 && resets[1] == 0 && icmp_errors.is_empty() && syns > 0 {
         parts.push("no answer".to_string());
