@@ -1087,7 +1087,12 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
         }
     }
     for (name, o) in ev.outcomes {
-        let _ = writeln!(s, "output of {name} ({}):\n{}", o.status, o.transcript());
+        let _ = writeln!(
+            s,
+            "output of {name} ({}):\n{}",
+            words::ended(o.status),
+            o.transcript()
+        );
     }
     s
 }
