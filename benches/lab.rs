@@ -1,6 +1,9 @@
 //! Builds and tears down labs many times with tcplab, and the same labs with a script of `ip`
 //! and `nft` commands (one process per step, veth peers created directly in the host
-//! namespaces, the very same nftables rules), and prints medians and the ratio.
+//! namespaces, the very same nftables rules), and prints medians and the ratio. tcplab builds
+//! with its default options, so its rules also mark packets for tracing (the script's do
+//! not); further rows build the same labs with tracing and without
+//! ([`LabOptions::trace_rules`]), rounds interleaved.
 //!
 //! Run as root: `cargo xtask bench` (or `cargo bench --bench lab`). Optional arguments:
 //! `--rounds N` multiplies the default number of rounds.
@@ -10,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tcplab::firewall;
-use tcplab::lab::{BRIDGE, Lab, check_privileges};
+use tcplab::lab::{BRIDGE, Lab, LabOptions, check_privileges};
 use tcplab::spec::{HostSpec, Resolved, Topology};
 
 fn main() {
@@ -75,7 +78,52 @@ fn main() {
             );
         }
     }
+    tracing(&article, &hundred, scale);
     big_lab(scale);
+}
+
+/// Build + teardown of the same labs with the rules marking packets for tracing (the
+/// default, as in the rows above) and without, rounds interleaved, settled.
+fn tracing(article: &Topology, hundred: &Topology, scale: usize) {
+    println!("\nrule tracing: build + teardown, settled (200 ms between rounds, not timed)");
+    println!(
+        "{:<28} {:>7} {:>16} {:>16} {:>8}",
+        "topology", "rounds", "with tracing", "without", "ratio"
+    );
+    for (name, topo, rounds) in [
+        ("article (4 hosts)", article, 50 * scale),
+        ("100 clients + server", hundred, 10 * scale),
+    ] {
+        let resolved = topo.resolve().expect("valid topology");
+        let mut with = Vec::new();
+        let mut without = Vec::new();
+        for round in 0..rounds {
+            // Alternating which goes first keeps drift in the machine's load out of the ratio.
+            let order = if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for trace_rules in order {
+                std::thread::sleep(Duration::from_millis(200));
+                let took = time_tcplab_with(&resolved, LabOptions { trace_rules });
+                if trace_rules {
+                    with.push(took);
+                } else {
+                    without.push(took);
+                }
+            }
+        }
+        let (with, without) = (median(with), median(without));
+        println!(
+            "{:<28} {:>7} {:>13.1} ms {:>13.1} ms {:>7.2}x",
+            name,
+            rounds,
+            ms(with),
+            ms(without),
+            with.as_secs_f64() / without.as_secs_f64()
+        );
+    }
 }
 
 /// 500 hosts on a /23, tcplab alone (the script would take minutes a round): median build +
@@ -146,8 +194,12 @@ fn hundred_clients(article: &Topology) -> Topology {
 }
 
 fn time_tcplab(resolved: &Resolved) -> Duration {
+    time_tcplab_with(resolved, LabOptions::default())
+}
+
+fn time_tcplab_with(resolved: &Resolved, options: LabOptions) -> Duration {
     let started = Instant::now();
-    let lab = Lab::from_resolved(resolved.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let lab = Lab::from_resolved_with(resolved.clone(), options).unwrap_or_else(|e| panic!("{e}"));
     drop(lab);
     started.elapsed()
 }
