@@ -209,6 +209,7 @@ fn hook(family: Family, hook: Hook) -> nftnl::Hook {
         // In a netdev table the ingress hook is number 0, which nftnl calls PreRouting;
         // its Ingress is the inet family's and fails there with EOPNOTSUPP.
         (Family::Netdev, _) => nftnl::Hook::PreRouting,
+        (Family::Inet, Hook::Prerouting) => nftnl::Hook::PreRouting,
         (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
         (Family::Inet, Hook::Input) => nftnl::Hook::In,
         (Family::Inet, Hook::Output) => nftnl::Hook::Out,

@@ -108,6 +108,24 @@ pub enum Origin {
     },
     /// A VPC delivers no broadcast or multicast.
     NoBroadcast,
+    /// A route of a subnet's route table that drops what it carries (`blackhole`).
+    Route {
+        /// The subnet whose table it is.
+        subnet: String,
+        /// The table's name; `None` when the subnet has only the `local` route.
+        table: Option<String>,
+        /// The route's destination.
+        destination: String,
+        /// Its target, e.g. `blackhole`.
+        target: String,
+    },
+    /// No route of the subnet's table covers the destination: AWS drops the packet.
+    NoRoute {
+        /// The subnet whose table it is.
+        subnet: String,
+        /// The table's name; `None` when the subnet has only the `local` route.
+        table: Option<String>,
+    },
 }
 
 impl Origin {
@@ -136,6 +154,13 @@ impl Origin {
             }
             Origin::AclEntry { acl, .. } => vec![format!("network-acl:{acl}")],
             Origin::NoBroadcast => vec!["vpc:broadcast".into()],
+            Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table } => {
+                let mut names = vec![format!("route-table:{subnet}")];
+                if let Some(t) = table {
+                    names.push(format!("route-table:{t}"));
+                }
+                names
+            }
         }
     }
 
@@ -286,6 +311,19 @@ impl fmt::Display for Origin {
                 ),
             },
             Origin::NoBroadcast => write!(f, "the VPC: broadcast and multicast are not delivered"),
+            Origin::Route {
+                subnet,
+                table,
+                destination,
+                target,
+            } => {
+                let table = table.as_deref().map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                write!(f, "{table} (subnet {subnet}): route to {destination} is {target}")
+            }
+            Origin::NoRoute { subnet, table } => {
+                let table = table.as_deref().map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                write!(f, "{table} (subnet {subnet}): no route to the destination")
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Table {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    Prerouting,
     Forward,
     Input,
     Output,
@@ -135,6 +136,7 @@ impl fmt::Display for Table {
             writeln!(f, "\tchain {} {{", chain.name)?;
             if let Some(base) = &chain.base {
                 let hook = match base.hook {
+                    Hook::Prerouting => "prerouting",
                     Hook::Forward => "forward",
                     Hook::Input => "input",
                     Hook::Output => "output",

@@ -16,7 +16,17 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
     };
     let mut forward = Vec::new();
     let mut chains = Vec::new();
+    let mut prerouting = Vec::new();
     for s in &vpc.subnets {
+        // Routes as the router will choose them, most specific first, so that the packets a
+        // route drops are dropped (and traced) by a rule that names it; what goes on is left
+        // to the kernel's routing, which answers for `unreachable` and `prohibit` itself.
+        let name = format!("route-{}", s.name);
+        prerouting.push(Rule::new(
+            vec![Match::InputInterface(s.name.clone())],
+            Verdict::Jump(name.clone()),
+        ));
+        chains.push(route_chain(name, r, s));
         let Some(acl) = &s.acl else { continue };
         // Leaving the subnet: the packet came in on the router's link to it.
         let out = format!("acl-out-{}", s.name);
@@ -44,27 +54,75 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
             &acl.inbound,
         ));
     }
-    if forward.is_empty() {
-        return Vec::new();
-    }
     chains.insert(
         0,
         Chain {
-            name: "forward".into(),
+            name: "prerouting".into(),
             base: Some(BaseChain {
-                hook: Hook::Forward,
+                hook: Hook::Prerouting,
                 device: None,
                 priority: 0,
                 policy_drop: false,
             }),
-            rules: build.base_rules(forward),
+            rules: build.base_rules(prerouting),
         },
     );
+    if !forward.is_empty() {
+        chains.insert(
+            1,
+            Chain {
+                name: "forward".into(),
+                base: Some(BaseChain {
+                    hook: Hook::Forward,
+                    device: None,
+                    priority: 0,
+                    policy_drop: false,
+                }),
+                rules: build.base_rules(forward),
+            },
+        );
+    }
     vec![Table {
         family: Family::Inet,
         name: build.table(TABLE),
         chains,
     }]
+}
+
+/// A subnet's routes, most specific first: a route that carries the packet returns it to
+/// the kernel's routing; a blackhole, or no route at all, drops it here.
+fn route_chain(name: String, r: &Resolved, s: &crate::spec::ResolvedSubnet) -> Chain {
+    let vpc = r.vpc.as_ref().expect("routes exist only in a VPC");
+    let mut routes: Vec<(Ipv4Net, Option<&crate::spec::ResolvedRoute>)> =
+        vpc.subnets.iter().map(|o| (o.cidr, None)).collect();
+    routes.extend(s.routes.iter().map(|route| (route.destination, Some(route))));
+    routes.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+    let mut rules: Vec<Rule> = routes
+        .into_iter()
+        .map(|(net, route)| {
+            let matches = vec![Match::DestinationNet(net)];
+            match route {
+                Some(route) if route.target == crate::spec::RouteTarget::Blackhole => {
+                    Rule::new(matches, Verdict::Drop).from(Origin::Route {
+                        subnet: s.name.clone(),
+                        table: s.route_table.clone(),
+                        destination: net.to_string(),
+                        target: route.target.to_string(),
+                    })
+                }
+                _ => Rule::new(matches, Verdict::Return),
+            }
+        })
+        .collect();
+    rules.push(Rule::new(Vec::new(), Verdict::Drop).from(Origin::NoRoute {
+        subnet: s.name.clone(),
+        table: s.route_table.clone(),
+    }));
+    Chain {
+        name,
+        base: None,
+        rules,
+    }
 }
 
 /// Entries in ascending order, the first match decides; what none matches is denied.
