@@ -50,6 +50,10 @@ pub struct Passage {
     pub seen: Vec<Seen>,
     #[serde(skip)]
     key: PacketKey,
+    /// The base chain the passage went through: one packet makes a passage per hook (a
+    /// port's ingress, then the bridge's forward), each tied to the same captured packet.
+    #[serde(skip)]
+    hook: String,
 }
 
 impl Passage {
@@ -325,6 +329,8 @@ fn passage(
         ruleset,
         seen: Vec::new(),
         key,
+        // The chain, not the table: a rule change makes a new table for the same hook.
+        hook: first.chain.clone(),
     })
 }
 
@@ -432,8 +438,8 @@ impl<'a> Matcher<'a> {
                 continue;
             };
             self.build(capture);
-            // Each hook of a namespace sees the packet once: count per place and chain.
-            let counter = (capture, inbound, p.key, p.place.clone());
+            // Each hook of a namespace sees the packet once: count per place and base chain.
+            let counter = (capture, inbound, p.key, format!("{}/{}", p.place, p.hook));
             let n = self.taken.entry(counter).or_insert(0);
             if let Some(&packet) = self
                 .index
