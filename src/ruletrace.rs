@@ -28,6 +28,8 @@ const NFTA_TRACE_VERDICT: u16 = 5;
 const NFTA_TRACE_ID: u16 = 6;
 const NFTA_TRACE_NETWORK_HEADER: u16 = 8;
 const NFTA_TRACE_TRANSPORT_HEADER: u16 = 9;
+/// A policy event carries the chain's policy here, not in NFTA_TRACE_VERDICT.
+const NFTA_TRACE_POLICY: u16 = 16;
 const NFTA_VERDICT_CODE: u16 = 1;
 
 /// Deep enough for the events of a bulk transfer between two drains.
@@ -251,8 +253,11 @@ fn parse_datagram(place: Placement, mut data: &[u8], out: &mut Vec<RuleEvent>) {
 }
 
 fn parse_event(place: Placement, payload: &[u8]) -> Option<RuleEvent> {
+    // The family of the table (nfgenmsg), not of the packet: tcplab's tables are `inet` and
+    // `netdev` only, so a table of another family (`ip`, `bridge`...) is never one of them,
+    // even when a program in the lab gives it tcplab's table and chain names.
     let family = match i32::from(*payload.first()?) {
-        libc::NFPROTO_INET | libc::NFPROTO_IPV4 => Some(Family::Inet),
+        libc::NFPROTO_INET => Some(Family::Inet),
         libc::NFPROTO_NETDEV => Some(Family::Netdev),
         _ => None,
     };
@@ -298,6 +303,9 @@ fn parse_event(place: Placement, payload: &[u8]) -> Option<RuleEvent> {
                     }
                 }
             }
+            // A base chain's policy decided: drop when a program in the lab made a chain
+            // with `policy drop` (tcplab's own chains all accept).
+            NFTA_TRACE_POLICY => event.decision = be32(v).map(|c| decision(c as i32)),
             NFTA_TRACE_ID => event.id = be32(v)?,
             NFTA_TRACE_NETWORK_HEADER => event.network = v.to_vec(),
             NFTA_TRACE_TRANSPORT_HEADER => event.transport = v.to_vec(),
@@ -315,5 +323,100 @@ fn decision(code: i32) -> Decision {
         libc::NFT_JUMP | libc::NFT_GOTO => Decision::Jump,
         libc::NFT_RETURN => Decision::Return,
         other => Decision::Other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(value);
+        a.resize((a.len() + 3) & !3, 0);
+        a
+    }
+
+    /// One NFT_MSG_TRACE message of table `family`, with `attrs`.
+    fn message(family: u8, attrs: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = attrs.concat();
+        let len = 16 + 4 + body.len();
+        let kind = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | libc::NFT_MSG_TRACE as u16;
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&[family, 0, 0, 0]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn common(table: &str, kind: i32) -> Vec<Vec<u8>> {
+        vec![
+            nla(NFTA_TRACE_TABLE, format!("{table}\0").as_bytes()),
+            nla(NFTA_TRACE_CHAIN, b"input\0"),
+            nla(NFTA_TRACE_TYPE, &(kind as u32).to_be_bytes()),
+            nla(NFTA_TRACE_ID, &7u32.to_be_bytes()),
+        ]
+    }
+
+    #[test]
+    fn a_policy_event_carries_the_policy() {
+        let mut attrs = common("evil", libc::NFT_TRACETYPE_POLICY);
+        attrs.push(nla(
+            NFTA_TRACE_POLICY,
+            &(libc::NF_DROP as u32).to_be_bytes(),
+        ));
+        let mut out = Vec::new();
+        parse_datagram(
+            Placement::Host(0),
+            &message(libc::NFPROTO_INET as u8, &attrs),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].step, Step::Policy);
+        assert_eq!(out[0].decision, Some(Decision::Drop));
+        assert_eq!((out[0].table.as_str(), out[0].id), ("evil", 7));
+    }
+
+    #[test]
+    fn a_rule_of_another_family_is_never_one_of_tcplabs() {
+        let mut attrs = common("tcplab", libc::NFT_TRACETYPE_RULE);
+        attrs.push(nla(NFTA_TRACE_RULE_HANDLE, &3u64.to_be_bytes()));
+        attrs.push(nla(
+            NFTA_TRACE_VERDICT,
+            &nla(NFTA_VERDICT_CODE, &(libc::NF_DROP as u32).to_be_bytes()),
+        ));
+        let mut data = message(libc::NFPROTO_IPV4 as u8, &attrs);
+        data.extend(message(libc::NFPROTO_INET as u8, &attrs));
+        let mut out = Vec::new();
+        parse_datagram(Placement::Fabric, &data, &mut out);
+        let families: Vec<Option<Family>> = out.iter().map(|e| e.family).collect();
+        assert_eq!(families, [None, Some(Family::Inet)]);
+        assert!(out.iter().all(|e| e.decision == Some(Decision::Drop)));
+        assert!(out.iter().all(|e| e.handle == Some(3)));
+    }
+
+    #[test]
+    fn malformed_datagrams_give_no_event_and_no_panic() {
+        let good = message(libc::NFPROTO_INET as u8, &common("t", 3));
+        let mut out = Vec::new();
+        for cut in 0..good.len() {
+            parse_datagram(Placement::Fabric, &good[..cut], &mut out);
+        }
+        // A length field pointing past the end, a short type and a short id.
+        let mut long = good.clone();
+        long[..4].copy_from_slice(&(good.len() as u32 + 100).to_ne_bytes());
+        parse_datagram(Placement::Fabric, &long, &mut out);
+        let short = message(
+            libc::NFPROTO_INET as u8,
+            &[nla(NFTA_TRACE_TYPE, &[1]), nla(NFTA_TRACE_ID, &[1, 2])],
+        );
+        parse_datagram(Placement::Fabric, &short, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        parse_datagram(Placement::Fabric, &good, &mut out);
+        assert_eq!(out.len(), 1);
     }
 }

@@ -155,6 +155,14 @@ impl PacketKey {
         }
     }
 
+    /// The sender's port, for TCP and UDP.
+    pub fn src_port(&self) -> Option<u16> {
+        match self {
+            PacketKey::Tcp { src, .. } | PacketKey::Udp { src, .. } => Some(src.port()),
+            PacketKey::Icmp { .. } => None,
+        }
+    }
+
     /// The destination: address and, for TCP and UDP, port.
     pub fn dst(&self) -> (Ipv4Addr, Option<u16>) {
         match self {

@@ -6,6 +6,8 @@
 //! among packets with the same headers (a SYN and its retransmissions, say).
 
 mod key;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -50,10 +52,11 @@ pub struct Passage {
     pub seen: Vec<Seen>,
     #[serde(skip)]
     key: PacketKey,
-    /// The base chain the passage went through: one packet makes a passage per hook (a
-    /// port's ingress, then the bridge's forward), each tied to the same captured packet.
+    /// The hook the passage went through: its table without the revision, and base chain.
+    /// A packet meets several hooks of one namespace (the fabric's port, then its forward
+    /// hook); each takes it from the captures once.
     #[serde(skip)]
-    hook: String,
+    hook: (String, String),
 }
 
 impl Passage {
@@ -173,7 +176,8 @@ impl Attribution {
         })
     }
 
-    /// Passages of TCP and UDP packets to `address` and `port`, optionally from `from`.
+    /// Passages of the TCP and UDP flows to `address` and `port`, both ways (the packets to
+    /// it and its answers), optionally only those with the client `from`.
     pub fn towards(
         &self,
         address: Ipv4Addr,
@@ -182,7 +186,10 @@ impl Attribution {
     ) -> impl Iterator<Item = &Passage> {
         self.passages.iter().filter(move |p| {
             let (dst, dport) = p.key.dst();
-            dst == address && dport == Some(port) && from.is_none_or(|f| p.key.src() == f)
+            let to_server = dst == address && dport == Some(port);
+            let from_server = p.key.src() == address && p.key.src_port() == Some(port);
+            (to_server && from.is_none_or(|f| p.key.src() == f))
+                || (from_server && from.is_none_or(|f| dst == f))
         })
     }
 }
@@ -217,6 +224,13 @@ pub(crate) fn attribute(
             ),
         };
         let id = (event.place, event.id);
+        // The kernel sends the packet's headers with the first event of each base chain it
+        // meets, and only then: an event with headers starts a passage. One still open under
+        // the same id lost its end (the queue overflowed); it is dropped rather than merged
+        // with this packet's events, which would tie one packet's headers to another's fate.
+        if !event.network.is_empty() {
+            open.remove(&id);
+        }
         let list = open.entry(id).or_default();
         list.push(event);
         if terminal
@@ -273,6 +287,11 @@ fn passage(
     };
     let mut ruleset = book.revision(revision_of(&first.table)).to_string();
     let fate = match (last.step, last.decision) {
+        // tcplab's base chains all accept: a chain that drops by policy is not its own.
+        (Step::Policy, Some(Decision::Drop)) => Fate::Foreign {
+            rule: format!("table {} chain {} policy drop", last.table, last.chain),
+            dropped: true,
+        },
         (Step::Rule, Some(Decision::Drop)) => match find(last) {
             Some(entry) => {
                 ruleset = book.revision(entry.revision).to_string();
@@ -329,8 +348,7 @@ fn passage(
         ruleset,
         seen: Vec::new(),
         key,
-        // The chain, not the table: a rule change makes a new table for the same hook.
-        hook: first.chain.clone(),
+        hook: (base_table(&first.table).to_string(), first.chain.clone()),
     })
 }
 
@@ -340,6 +358,14 @@ fn revision_of(table: &str) -> usize {
         .rsplit_once("-r")
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// A table's name without its revision: `tcplab-r2` is `tcplab`.
+fn base_table(table: &str) -> &str {
+    match table.rsplit_once("-r") {
+        Some((base, n)) if n.parse::<usize>().is_ok() => base,
+        _ => table,
+    }
 }
 
 /// The rule and, for a security group's implicit deny, what no rule allows.
@@ -384,8 +410,11 @@ struct Matcher<'a> {
     traces: &'a [Trace],
     index: HashMap<(usize, bool, PacketKey), Vec<usize>>,
     built: Vec<bool>,
-    taken: HashMap<(usize, bool, PacketKey, String), usize>,
+    taken: HashMap<Counter, usize>,
 }
+
+/// Which packets of one capture, direction and key one place and hook has taken.
+type Counter = (usize, bool, PacketKey, String, (String, String));
 
 impl<'a> Matcher<'a> {
     fn new(traces: &'a [Trace]) -> Self {
@@ -438,8 +467,9 @@ impl<'a> Matcher<'a> {
                 continue;
             };
             self.build(capture);
-            // Each hook of a namespace sees the packet once: count per place and base chain.
-            let counter = (capture, inbound, p.key, format!("{}/{}", p.place, p.hook));
+            // Each hook of a namespace sees the packet once: count per place and hook (the
+            // same across revisions of the rules, as the packets are).
+            let counter = (capture, inbound, p.key, p.place.clone(), p.hook.clone());
             let n = self.taken.entry(counter).or_insert(0);
             if let Some(&packet) = self
                 .index

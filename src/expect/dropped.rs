@@ -89,7 +89,8 @@ impl fmt::Display for RuleName {
     }
 }
 
-/// Checks that packets to `server` (from `from`) were stopped, all by `by`.
+/// Checks that packets of the flows to `server` (with `from`), either way, were stopped, all
+/// by `by`.
 pub(super) fn dropped_by(
     ev: &Evidence,
     server: SocketAddrV4,
@@ -178,6 +179,15 @@ pub(super) fn allowed_by(
             Fate::Established => *by == RuleName::Established,
             _ => false,
         });
+    if !a.lost.is_empty() {
+        return (
+            false,
+            format!(
+                "trace events were lost in {}: cannot tell which rules let packets to {server} through",
+                a.lost.join(", ")
+            ),
+        );
+    }
     if mine.is_empty() {
         let saw = if others.is_empty() {
             "no packet to it met a rule of the lab".to_string()

@@ -133,7 +133,9 @@ fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
         );
     }
     let mut chains = Vec::new();
-    for h in guarded {
+    // Every sender's egress before any receiver's ingress, whatever the hosts' order: AWS
+    // checks the sender's groups first, so a packet both deny is the sender's egress deny.
+    for h in &guarded {
         let me = ipnet::Ipv4Net::from(h.address);
         if let Some(egress) = &h.egress {
             let name = format!("sg-out-{}", h.name);
@@ -142,6 +144,9 @@ fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
             forward.push(Rule::new(m, Verdict::Jump(name.clone())));
             chains.push(allow_chain(name, h, GroupDirection::Egress, egress));
         }
+    }
+    for h in guarded {
+        let me = ipnet::Ipv4Net::from(h.address);
         let name = format!("sg-in-{}", h.name);
         let mut m = on_bridge(h);
         m.push(Match::DestinationNet(me));
