@@ -19,6 +19,8 @@ pub(crate) enum PacketKey {
         seq: u32,
         ack: u32,
         flags: Flags,
+        /// Payload bytes: a data segment and a bare ACK can share everything else.
+        len: usize,
     },
     Udp {
         src: SocketAddrV4,
@@ -59,6 +61,7 @@ mod tcp {
     pub const DST_PORT: usize = 2;
     pub const SEQ: usize = 4;
     pub const ACK: usize = 8;
+    pub const DATA_OFFSET: usize = 12;
     pub const FLAGS: usize = 13;
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;
@@ -94,6 +97,10 @@ impl PacketKey {
         match ip.protocol().0 {
             IPPROTO_TCP => {
                 let bits = *t.get(tcp::FLAGS)?;
+                let header = usize::from(*t.get(tcp::DATA_OFFSET)? >> 4) * 4;
+                let len = usize::from(ip.total_len())
+                    .saturating_sub(usize::from(ip.ihl()) * 4)
+                    .saturating_sub(header);
                 Some(PacketKey::Tcp {
                     src: SocketAddrV4::new(src, be16(t, tcp::SRC_PORT)?),
                     dst: SocketAddrV4::new(dst, be16(t, tcp::DST_PORT)?),
@@ -105,6 +112,7 @@ impl PacketKey {
                         fin: bits & tcp::FIN != 0,
                         rst: bits & tcp::RST != 0,
                     },
+                    len,
                 })
             }
             IPPROTO_UDP => Some(PacketKey::Udp {
@@ -131,6 +139,7 @@ impl PacketKey {
                 seq: t.seq,
                 ack: t.ack,
                 flags: t.flags.into(),
+                len: t.payload.len(),
             }),
             Kind::Udp(u) => Some(PacketKey::Udp {
                 src: u.src,
@@ -225,6 +234,7 @@ mod tests {
                     fin: false,
                     rst: false
                 },
+                len: 0,
             }
         );
         assert_eq!(key.what(), "SYN");
