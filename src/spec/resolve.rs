@@ -349,11 +349,12 @@ fn check_hosts<'t>(
         if let Some(addr) = host.address {
             let subnet = nets[i].1;
             check_address(subnet, addr).map_err(|m| invalid(path.key("address"), m))?;
-            if topo.vpc.is_some() && addr == super::vpc::router_address(subnet) {
+            let offset = u32::from(addr).wrapping_sub(u32::from(subnet.network()));
+            if topo.vpc.is_some() && (1..=3).contains(&offset) {
                 return Err(invalid(
                     path.key("address"),
                     format!(
-                        "{addr} is the VPC router's address in {subnet}: AWS reserves the first four addresses of a subnet"
+                        "{addr} is reserved by AWS in {subnet} (the first four addresses: network, VPC router, DNS, future use): pick another"
                     ),
                 ));
             }
@@ -666,6 +667,9 @@ fn check_host_name(name: &str) -> Result<(), String> {
     }
     if name == FABRIC {
         return Err("`fabric` is the name of the network between the hosts: pick another".into());
+    }
+    if name == "router" {
+        return Err("`router` is the name of the VPC router: pick another".into());
     }
     // A host's name also names its port in the fabric, which already has these.
     if name == "lo" || name == BRIDGE {
