@@ -158,6 +158,12 @@ fn run_exits_1_when_an_expectation_fails_and_json_says_why() {
         .filter(|c| c["held"] == false)
         .collect();
     assert_eq!(failed.len(), 1, "{json}");
+    // The `[[expect]]` is the file's 8th line, named as the command line named the file.
+    assert_eq!(
+        failed[0]["at"],
+        format!("{}:8", file.display()).as_str(),
+        "{json}"
+    );
     assert!(
         failed[0]["detail"]
             .as_str()

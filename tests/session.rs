@@ -96,16 +96,25 @@ fn a_failed_check_keeps_the_pcaps_and_says_where() {
         )
         .unwrap();
     // Wrong on purpose: the security group drops port 1235.
+    let exit = expect::exit(&curl, 0);
+    let exit_line = line!() - 1;
     let error = run
-        .check([
-            expect::exit(&curl, 0),
-            expect::handshake("client-1", "server:1235"),
-        ])
+        .check([exit, expect::handshake("client-1", "server:1235")])
         .expect_err("curl cannot reach a dropped port");
     let SessionError::Failed { report, artifacts } = error else {
         panic!("expected a failed check, got {error}");
     };
-    assert!(report.contains("FAIL curl exited with 0"), "{report}");
+    // The failure points at the test's own line, and says what was expected and seen.
+    assert!(
+        report.contains(&format!(
+            "tests/session.rs:{exit_line}: FAIL curl exited with 0: expected exit code 0, saw exit code 28"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(": FAIL client-1: three-way handshake with 10.0.0.58:1235: expected a SYN, a SYN-ACK and an ACK, saw "),
+        "{report}"
+    );
     assert!(
         report.contains(&artifacts.display().to_string()),
         "{report}"

@@ -561,7 +561,9 @@ fn a_late_start_is_its_own_failure() {
     );
     let detail = &v.checks.last().unwrap().detail;
     assert!(
-        detail.starts_with("late start: first SYN 1."),
+        detail.starts_with(
+            "late start: expected the first SYN within 0.100 s of client's start, saw it 1."
+        ),
         "the late start comes first: {detail}"
     );
     assert!(

@@ -183,7 +183,7 @@ pub(super) fn allowed_by(
         return (
             false,
             format!(
-                "trace events were lost in {}: cannot tell which rules let packets to {server} through",
+                "expected every trace event of the rules, saw events lost in {}: cannot tell which rules let packets to {server} through",
                 a.lost.join(", ")
             ),
         );

@@ -4,7 +4,9 @@
 
 mod dropped;
 mod schedule;
+mod source;
 mod want;
+mod words;
 
 use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -18,6 +20,7 @@ use crate::trace::{Flow, Kind, Trace};
 use crate::units::fmt_secs;
 pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
+pub use source::SourceLine;
 pub use want::{
     Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, no_answer,
     no_flow, no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
@@ -196,10 +199,7 @@ impl fmt::Display for Expectation {
                 write!(f, "{host}: three-way handshake with {server}")
             }
             Expectation::ResetBy { host, server, by } => {
-                let who = match by {
-                    Side::Client => "the client",
-                    Side::Server => "the server",
-                };
+                let who = words::side(*by);
                 write!(f, "{host}: connection to {server} reset by {who}")
             }
             Expectation::NoAnswer { host, server } => {
@@ -215,7 +215,8 @@ impl fmt::Display for Expectation {
                 code,
             } => write!(
                 f,
-                "{host}: ICMP type {icmp_type} code {code} about a connection to {server}"
+                "{host}: {} about a connection to {server}",
+                words::icmp_numbered(*icmp_type, *code)
             ),
             Expectation::Payload {
                 text,
@@ -283,8 +284,10 @@ pub struct Check {
     pub expectation: String,
     /// Whether it held.
     pub held: bool,
-    /// What was seen, in a sentence or a few lines.
+    /// What was seen, in a sentence or a few lines: on failure, "expected X, saw Y".
     pub detail: String,
+    /// Where the expectation was written (a scenario's `[[expect]]`, a test's line), if known.
+    pub at: Option<SourceLine>,
     /// Servers whose flows to show when the check failed.
     servers: Vec<SocketAddrV4>,
 }
@@ -326,8 +329,15 @@ impl Check {
             expectation: what.into(),
             held: false,
             detail: detail.into(),
+            at: None,
             servers: Vec::new(),
         }
+    }
+
+    /// The same check, said to be written at `at`.
+    pub fn written_at(mut self, at: Option<SourceLine>) -> Check {
+        self.at = at;
+        self
     }
 }
 
@@ -361,23 +371,42 @@ pub fn read_syn_sysctls(
 
 /// Evaluates `expectations`, plus one check per capture that it dropped nothing.
 pub fn evaluate(expectations: &[Expectation], evidence: &Evidence) -> Verdict {
-    evaluate_after(Vec::new(), expectations, evidence)
+    evaluate_after(Vec::new(), expectations, &[], evidence)
 }
 
-/// Like [`evaluate`], with checks already made (they come first in the report).
+/// Like [`evaluate`], with checks already made (they come first in the report), and where
+/// each expectation was written: `at[i]` for `expectations[i]`, so that its report line
+/// starts with `FILE:LINE:` (an expectation past the end of `at`, or `None`, has no place).
 pub fn evaluate_after(
     prior: Vec<Check>,
     expectations: &[Expectation],
+    at: &[Option<SourceLine>],
     evidence: &Evidence,
 ) -> Verdict {
     let mut checks = prior;
-    checks.extend(evidence.traces.iter().map(|t| Check {
-        expectation: format!("{}: capture on {} dropped no packet", t.host, t.interface),
-        held: t.drops == 0,
-        detail: format!("the kernel dropped {} frame(s)", t.drops),
-        servers: Vec::new(),
+    checks.extend(evidence.traces.iter().map(|t| {
+        let (held, detail) = words::judged(
+            t.drops == 0,
+            "no frame dropped",
+            format!(
+                "{} dropped by the kernel",
+                words::count(t.drops as usize, "frame")
+            ),
+        );
+        Check {
+            expectation: format!("{}: capture on {} dropped no packet", t.host, t.interface),
+            held,
+            detail,
+            at: None,
+            servers: Vec::new(),
+        }
     }));
-    checks.extend(expectations.iter().map(|e| check(e, evidence)));
+    checks.extend(
+        expectations
+            .iter()
+            .enumerate()
+            .map(|(i, e)| check(e, evidence).written_at(at.get(i).cloned().flatten())),
+    );
     let report = render(&checks, evidence);
     Verdict { checks, report }
 }
@@ -387,7 +416,17 @@ fn trace<'a>(evidence: &'a Evidence, host: &str) -> Result<&'a Trace, String> {
         .traces
         .iter()
         .find(|t| t.host == host)
-        .ok_or_else(|| format!("no capture of host {host}"))
+        .ok_or_else(|| {
+            let known: Vec<&str> = evidence.traces.iter().map(|t| t.host.as_str()).collect();
+            format!(
+                "expected a capture of {host}, saw none (captures: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
 }
 
 fn secs(d: Duration) -> String {
@@ -403,6 +442,7 @@ fn check(e: &Expectation, ev: &Evidence) -> Check {
         expectation: e.to_string(),
         held,
         detail,
+        at: None,
         servers,
     }
 }
@@ -450,22 +490,38 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
         Expectation::NoFlow { host, server } => {
             let t = trace(ev, host)?;
             let n: usize = t.flows_to(*server).map(|f| f.packets.len()).sum();
-            (n == 0, format!("{n} packet(s) of connections to {server}"))
+            let saw = if n == 0 {
+                "none seen".to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    words::count(n, "packet"),
+                    words::flows_seen(t, *server)
+                )
+            };
+            words::judged(
+                n == 0,
+                format_args!("no packet of a connection to {server}"),
+                saw,
+            )
         }
         Expectation::NoIpPackets { host } => {
             let t = trace(ev, host)?;
             let n = t.ip_packets().count();
-            (n == 0, format!("{n} IP packet(s)"))
+            words::judged(n == 0, "no IP packet", words::count(n, "IP packet"))
         }
         Expectation::Handshake { host, server } => {
             let t = trace(ev, host)?;
             let done = t.flows_to(*server).any(|f| f.handshake_completed(t));
-            let seen = if done {
-                "SYN, SYN-ACK, ACK seen"
+            if done {
+                (true, "SYN, SYN-ACK and ACK seen".to_string())
             } else {
-                "no complete handshake"
-            };
-            (done, seen.to_string())
+                words::judged(
+                    false,
+                    "a SYN, a SYN-ACK and an ACK",
+                    words::flows_seen(t, *server),
+                )
+            }
         }
         Expectation::ResetBy { host, server, by } => {
             let t = trace(ev, host)?;
@@ -473,7 +529,22 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 .flows_to(*server)
                 .flat_map(|f| f.resets.iter().map(|(_, s)| *s))
                 .collect();
-            (resets.contains(by), format!("resets seen from: {resets:?}"))
+            let from = |s: Side| resets.iter().filter(|&&r| r == s).count();
+            let saw = if resets.is_empty() {
+                format!("no RST: {}", words::flows_seen(t, *server))
+            } else {
+                [Side::Client, Side::Server]
+                    .into_iter()
+                    .filter(|&s| from(s) > 0)
+                    .map(|s| format!("{} from {}", words::count(from(s), "RST"), words::side(s)))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            };
+            words::judged(
+                resets.contains(by),
+                format_args!("a RST from {}", words::side(*by)),
+                saw,
+            )
         }
         Expectation::NoAnswer { host, server } => unanswered(trace(ev, host)?, *server),
         Expectation::IcmpError {
@@ -504,21 +575,26 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             tolerance,
         } => {
             let took = outcome(ev, program)?.duration;
-            (
-                tolerance.allows(*expected, took),
-                format!(
-                    "ran for {} (expected {} ±{})",
-                    secs(took),
-                    secs(*expected),
-                    secs(tolerance.margin(*expected))
-                ),
-            )
+            if tolerance.allows(*expected, took) {
+                (true, format!("ran for {}", secs(took)))
+            } else {
+                words::judged(
+                    false,
+                    format_args!(
+                        "a run of {} (±{})",
+                        secs(*expected),
+                        secs(tolerance.margin(*expected))
+                    ),
+                    format_args!("it run for {}", secs(took)),
+                )
+            }
         }
         Expectation::Exit { program, code } => {
             let outcome = outcome(ev, program)?;
-            (
+            words::judged(
                 outcome.status.code() == Some(*code),
-                format!("ended with {}", outcome.status),
+                format_args!("exit code {code}"),
+                words::ended(outcome.status),
             )
         }
         Expectation::Output { program, line } => {
@@ -529,9 +605,13 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
                 .find(|l| l.text.contains(line.as_str()))
             {
                 Some(l) => (true, format!("at {}: {}", secs(l.at), l.text)),
-                None => (
+                None => words::judged(
                     false,
-                    format!("{} line(s), none with it", outcome.lines.len()),
+                    format_args!("a line containing \"{line}\""),
+                    match outcome.lines.len() {
+                        0 => "no output".to_string(),
+                        n => format!("{}, none with it", words::count_as(n, "line", "lines")),
+                    },
                 ),
             }
         }
@@ -556,7 +636,7 @@ fn syn_schedule_of(
         .iter()
         .find(|(h, _)| h == sender)
         .map(|(_, s)| s.schedule(app_timeout))
-        .ok_or_else(|| format!("the SYN sysctls of {sender} are not in the evidence"))?;
+        .ok_or_else(|| format!("expected the SYN sysctls of {sender}, saw them unread"))?;
     let start = match program {
         Some(p) => Some((p, outcome(ev, p)?.started_at)),
         None => None,
@@ -564,11 +644,17 @@ fn syn_schedule_of(
     let flows: Vec<&Flow> = t.flows_to(server).filter(|f| !f.syns.is_empty()).collect();
     Ok(match flows.as_slice() {
         [flow] => syn_schedule(t, flow, schedule, tolerance, start, ev.origin),
-        [] => (false, format!("no SYN to {server} on {host}")),
+        [] => (
+            false,
+            format!(
+                "expected SYNs to {server}, saw none on {host} ({})",
+                words::flows_seen(t, server)
+            ),
+        ),
         many => (
             false,
             format!(
-                "{} connections to {server} on {host}; expected one",
+                "expected one connection to {server}, saw {} on {host}",
                 many.len()
             ),
         ),
@@ -587,9 +673,10 @@ fn unanswered(t: &Trace, server: SocketAddrV4) -> (bool, String) {
                 + f.icmp_errors.len()
         })
         .sum();
-    (
+    words::judged(
         syns > 0 && answers == 0,
-        format!("{syns} SYN(s), {answers} answer(s)"),
+        format_args!("SYNs to {server} and no answer"),
+        words::flows_seen(t, server),
     )
 }
 
@@ -603,15 +690,29 @@ fn icmp_error(t: &Trace, server: SocketAddrV4, icmp_type: u8, code: u8) -> (bool
             _ => None,
         })
         .collect();
-    (
+    let mut named: Vec<String> = Vec::new();
+    for &(ty, c) in &seen {
+        let n = words::icmp(ty, c);
+        if !named.contains(&n) {
+            named.push(n);
+        }
+    }
+    let saw = if named.is_empty() {
+        format!("no ICMP error about it ({})", words::flows_seen(t, server))
+    } else {
+        named.join(" and ")
+    };
+    words::judged(
         seen.contains(&(icmp_type, code)),
-        format!("ICMP errors seen (type, code): {seen:?}"),
+        words::icmp(icmp_type, code),
+        saw,
     )
 }
 
 /// The server side advertised a zero window and the client kept probing it.
 fn zero_window(t: &Trace, server: SocketAddrV4, origin: Duration) -> (bool, String) {
-    let mut found = (false, "no zero window advertised".to_string());
+    let expected = "a zero window from the server, then the client probing it";
+    let mut found = words::judged(false, expected, "no zero window advertised");
     for f in t.flows_to(server) {
         let zero = f.packets.iter().copied().find(|&i| {
             matches!(&t.packets[i].kind, Kind::Tcp(tcp)
@@ -625,11 +726,13 @@ fn zero_window(t: &Trace, server: SocketAddrV4, origin: Duration) -> (bool, Stri
                     i > z && matches!(&t.packets[i].kind, Kind::Tcp(tcp) if tcp.src == f.key.client)
                 })
                 .count();
-            found = (
+            found = words::judged(
                 probes > 0,
+                expected,
                 format!(
-                    "zero window at {}, {probes} client packet(s) after it",
-                    secs(t.packets[z].at.saturating_sub(origin))
+                    "a zero window at {}, {} after it",
+                    secs(t.packets[z].at.saturating_sub(origin)),
+                    words::count(probes, "client packet")
                 ),
             );
             if probes > 0 {
@@ -647,9 +750,14 @@ fn unanswered_arp(t: &Trace, target: Ipv4Addr) -> (bool, String) {
         Kind::Arp(arp) if !arp.request && arp.sender == target => (q, a + 1),
         _ => (q, a),
     });
-    (
+    words::judged(
         asked > 0 && answered == 0,
-        format!("{asked} request(s), {answered} reply(ies)"),
+        format_args!("ARP requests for {target} and no reply"),
+        format_args!(
+            "{} and {}",
+            words::count(asked, "request"),
+            words::count_as(answered, "reply", "replies")
+        ),
     )
 }
 
@@ -657,36 +765,33 @@ fn unanswered_arp(t: &Trace, target: Ipv4Addr) -> (bool, String) {
 fn class_of(outcome: &Outcome, class: ErrorClass) -> (bool, String) {
     let got = outcome.class();
     let err = outcome.stderr().last().unwrap_or("").to_string();
-    (
-        got == Some(class),
-        match got {
-            Some(c) => format!(
-                "ended with {c} after {}{}",
-                secs(outcome.duration),
-                if err.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {err}")
-                }
-            ),
-            None if !crate::error_class::is_app(
-                outcome.program.split(' ').next().unwrap_or_default(),
-            ) =>
-            {
-                format!(
-                    "ended with {} after {}; `{}` is not one of tcplab's apps, so its exit code is no class: expect its exit code instead",
-                    outcome.status,
-                    secs(outcome.duration),
-                    outcome.program.split(' ').next().unwrap_or_default()
-                )
+    let after = secs(outcome.duration);
+    let saw = match got {
+        Some(c) => format!(
+            "{c} after {after}{}",
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
             }
-            None => format!(
-                "ended with {} after {}",
-                outcome.status,
-                secs(outcome.duration)
-            ),
-        },
-    )
+        ),
+        None if !crate::error_class::is_app(
+            outcome.program.split(' ').next().unwrap_or_default(),
+        ) =>
+        {
+            format!(
+                "{} after {after}; `{}` is not one of tcplab's apps, so its exit code is no class: expect its exit code instead",
+                words::ended(outcome.status),
+                outcome.program.split(' ').next().unwrap_or_default()
+            )
+        }
+        None => format!("{} after {after}", words::ended(outcome.status)),
+    };
+    if got == Some(class) {
+        (true, format!("ended with {saw}"))
+    } else {
+        words::judged(false, class, saw)
+    }
 }
 
 fn outcome<'a>(ev: &'a Evidence, program: &str) -> Result<&'a Outcome, String> {
@@ -694,7 +799,17 @@ fn outcome<'a>(ev: &'a Evidence, program: &str) -> Result<&'a Outcome, String> {
         .iter()
         .find(|(name, _)| name == program)
         .map(|(_, o)| o)
-        .ok_or_else(|| format!("no program named {program} ran"))
+        .ok_or_else(|| {
+            let known: Vec<&str> = ev.outcomes.iter().map(|(n, _)| n.as_str()).collect();
+            format!(
+                "expected a program named {program}, saw none ({})",
+                if known.is_empty() {
+                    "no program ran".to_string()
+                } else {
+                    format!("programs: {}", known.join(", "))
+                }
+            )
+        })
 }
 
 /// `text` in the payload `side` sent, in connections to `server`, with one four-tuple on
@@ -706,34 +821,58 @@ fn payload(
     hosts: &[String],
     side: Side,
 ) -> Result<(bool, String), String> {
+    let whose = match side {
+        Side::Client => "the client's payload to",
+        Side::Server => "the server's payload from",
+    };
+    let tuple =
+        |k: &crate::trace::FlowKey| format!("{}:{} > {}", k.client.ip(), k.client.port(), k.server);
     let mut tuples = Vec::new();
     for host in hosts {
         let t = trace(ev, host)?;
-        let found: Vec<_> = t
-            .flows_to(server)
+        let flows: Vec<_> = t.flows_to(server).collect();
+        let found: Vec<_> = flows
+            .iter()
             .filter(|f| contains(&f.payload(t, side), text.as_bytes()))
             .map(|f| f.key)
             .collect();
         if found.is_empty() {
-            return Ok((
+            let saw = match flows.len() {
+                0 => format!("no connection to {server} on {host}"),
+                1 => format!("1 connection to {server} on {host}, without it"),
+                n => format!("{n} connections to {server} on {host}, none with it"),
+            };
+            return Ok(words::judged(
                 false,
-                format!("not in any connection to {server} on {host}"),
+                format_args!("\"{text}\" in {whose} {server}"),
+                saw,
             ));
         }
         tuples.push((host.clone(), found));
     }
     let Some((_, first)) = tuples.first() else {
-        return Ok((false, "no host named to look on".into()));
+        return Ok(words::judged(false, "hosts to look on", "none named"));
     };
     let common = first
         .iter()
         .find(|k| tuples.iter().all(|(_, ks)| ks.contains(k)));
     Ok(match common {
-        Some(k) => (
-            true,
-            format!("in {}:{} > {}", k.client.ip(), k.client.port(), k.server),
+        Some(k) => (true, format!("in {}", tuple(k))),
+        None => words::judged(
+            false,
+            format_args!("\"{text}\" in one connection seen on every host"),
+            format_args!(
+                "it in different connections: {}",
+                tuples
+                    .iter()
+                    .map(|(host, keys)| format!(
+                        "{} on {host}",
+                        keys.iter().map(tuple).collect::<Vec<_>>().join(" and ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         ),
-        None => (false, format!("seen in different four-tuples: {tuples:?}")),
     })
 }
 
@@ -766,10 +905,10 @@ fn syn_schedule(
     let mut problems = Vec::new();
     if let Some(&other) = flow.syns.iter().find(|&&i| isn(i) != isn(flow.syns[0])) {
         problems.push(format!(
-            "SYN at {} has ISN {} where the first had {}: not a retransmission",
-            secs(t.packets[other].at - first),
+            "expected every SYN to carry the first one's ISN {}, saw ISN {} at {}: not a retransmission",
+            isn(flow.syns[0]),
             isn(other),
-            isn(flow.syns[0])
+            secs(t.packets[other].at - first)
         ));
     }
     for (n, exp) in expected.iter().enumerate() {
@@ -792,11 +931,11 @@ fn syn_schedule(
     }
     for (n, s) in seen.iter().enumerate().skip(expected.len()) {
         problems.push(format!(
-            "saw SYN #{} at {}, expected none after {} (the attempt ends at {})",
-            n + 1,
-            secs(*s),
+            "expected no SYN after {} (the attempt ends at {}), saw SYN #{} at {}",
             secs(expected.last().map_or(Duration::ZERO, |e| e.at)),
-            secs(schedule.ends_at())
+            secs(schedule.ends_at()),
+            n + 1,
+            secs(*s)
         ));
     }
     let expected_text: Vec<String> = expected
@@ -895,9 +1034,9 @@ fn late_start(
         format!("before it: {}", seen.join("; "))
     };
     format!(
-        "late start: first SYN {} after {program} started (allowed {}); {before}",
-        secs(first - started),
-        secs(tol.margin(Duration::ZERO))
+        "late start: expected the first SYN within {} of {program}'s start, saw it {} after; {before}",
+        secs(tol.margin(Duration::ZERO)),
+        secs(first - started)
     )
 }
 
@@ -907,7 +1046,13 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
     let (failed, held): (Vec<&Check>, Vec<&Check>) = checks.iter().partition(|c| !c.held);
     for c in failed.iter().chain(&held) {
         let mark = if c.held { "ok  " } else { "FAIL" };
-        let _ = writeln!(s, "{mark} {}: {}", c.expectation, c.detail);
+        // `FILE:LINE: FAIL ...`, as compilers say where: editors and terminals jump there.
+        // Only failures: a passing line needs no finding, and a path on every line is noise.
+        let at = match &c.at {
+            Some(a) if !c.held => format!("{a}: "),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "{at}{mark} {}: {}", c.expectation, c.detail);
     }
     if failed.is_empty() {
         return s;
@@ -942,10 +1087,17 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
         }
     }
     for (name, o) in ev.outcomes {
-        let _ = writeln!(s, "output of {name} ({}):\n{}", o.status, o.transcript());
+        let _ = writeln!(
+            s,
+            "output of {name} ({}):\n{}",
+            words::ended(o.status),
+            o.transcript()
+        );
     }
     s
 }
 
+#[cfg(test)]
+mod failure_tests;
 #[cfg(test)]
 mod tests;

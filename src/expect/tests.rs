@@ -113,7 +113,7 @@ fn a_late_start_says_what_came_before_the_first_syn() {
     let detail = &v.checks.last().unwrap().detail;
     assert!(
         detail.starts_with(
-            "late start: first SYN 1.012 s after client started (allowed 0.100 s); \
+            "late start: expected the first SYN within 0.100 s of client's start, saw it 1.012 s after; \
              before it: ARP who-has 10.0.0.58 at 0.001 s, unanswered; \
              ARP who-has 10.0.0.58 again at 1.010 s, answered; first SYN at"
         ),

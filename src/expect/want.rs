@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Expectation, Tolerance};
+use super::{Expectation, SourceLine, Tolerance};
 use crate::error_class::ErrorClass;
 use crate::trace::Side;
 
@@ -33,9 +33,10 @@ impl<T: ProgramName + ?Sized> ProgramName for &T {
 }
 
 /// An expectation to check at the end of a session. Build one with the functions of
-/// [`crate::expect`] ([`exit`], [`syn_retransmissions`], [`no_flow`]...).
+/// [`crate::expect`] ([`exit`], [`syn_retransmissions`], [`no_flow`]...): each one keeps the
+/// line of the test that called it, so that a failure starts with `tests/foo.rs:31: FAIL`.
 #[derive(Debug, Clone)]
-pub struct Expect(pub(crate) Want);
+pub struct Expect(pub(crate) Want, pub(crate) Option<SourceLine>);
 
 #[derive(Debug, Clone)]
 pub(crate) enum Want {
@@ -105,55 +106,66 @@ impl Expect {
     }
 }
 
+impl Expect {
+    /// `want`, written where the builder that makes it was called.
+    #[track_caller]
+    fn new(want: Want) -> Expect {
+        Expect(want, Some(SourceLine::of(std::panic::Location::caller())))
+    }
+}
+
+/// An expectation made by hand has no line of its own (`.into()` would name the standard
+/// library's): its report line starts without one.
 impl From<Expectation> for Expect {
     fn from(e: Expectation) -> Expect {
-        Expect(Want::Ready(e))
+        Expect(Want::Ready(e), None)
     }
 }
 
 /// The program exited with `code` (any program: curl's 28, your own tool's 3).
+#[track_caller]
 pub fn exit(program: impl ProgramName, code: i32) -> Expect {
-    Expectation::Exit {
+    Expect::new(Want::Ready(Expectation::Exit {
         program: program.program_name().to_string(),
         code,
-    }
-    .into()
+    }))
 }
 
 /// One of tcplab's own apps ended with the error class `class`.
+#[track_caller]
 pub fn class(program: impl ProgramName, class: ErrorClass) -> Expect {
-    Expectation::Class {
+    Expect::new(Want::Ready(Expectation::Class {
         program: program.program_name().to_string(),
         class,
-    }
-    .into()
+    }))
 }
 
 /// The program ran for `duration`, within the tolerance (default 0.1 s + 5%): "curl gave
 /// up after its 3 s connect timeout".
+#[track_caller]
 pub fn took(program: impl ProgramName, duration: Duration) -> Expect {
-    Expectation::Took {
+    Expect::new(Want::Ready(Expectation::Took {
         program: program.program_name().to_string(),
         expected: duration,
         tolerance: Tolerance::default(),
-    }
-    .into()
+    }))
 }
 
 /// The program printed a line containing `line`.
+#[track_caller]
 pub fn output(program: impl ProgramName, line: &str) -> Expect {
-    Expectation::Output {
+    Expect::new(Want::Ready(Expectation::Output {
         program: program.program_name().to_string(),
         line: line.to_string(),
-    }
-    .into()
+    }))
 }
 
 /// On `host`'s capture, the SYNs to `target` (`"server:8080"` or `"10.0.0.58:8080"`) went
 /// out and were retransmitted on the kernel's schedule (from `host`'s own sysctls) until the
 /// program that connected gave up, the first one right when it started.
+#[track_caller]
 pub fn syn_retransmissions(host: &str, target: &str) -> Expect {
-    Expect(Want::SynRetransmissions {
+    Expect::new(Want::SynRetransmissions {
         host: host.to_string(),
         target: target.to_string(),
         program: None,
@@ -161,8 +173,9 @@ pub fn syn_retransmissions(host: &str, target: &str) -> Expect {
     })
 }
 
+#[track_caller]
 fn flow(host: &str, target: &str, kind: FlowWant) -> Expect {
-    Expect(Want::Flow {
+    Expect::new(Want::Flow {
         host: host.to_string(),
         target: target.to_string(),
         kind,
@@ -171,16 +184,19 @@ fn flow(host: &str, target: &str, kind: FlowWant) -> Expect {
 
 /// `host`'s capture holds no packet of any connection to `target`: what a security group
 /// that drops leaves on the server.
+#[track_caller]
 pub fn no_flow(host: &str, target: &str) -> Expect {
     flow(host, target, FlowWant::None)
 }
 
 /// On `host`'s capture, a connection to `target` completed its three-way handshake.
+#[track_caller]
 pub fn handshake(host: &str, target: &str) -> Expect {
     flow(host, target, FlowWant::Handshake)
 }
 
 /// On `host`'s capture, nothing answered the SYNs to `target`: no SYN-ACK, RST or ICMP.
+#[track_caller]
 pub fn no_answer(host: &str, target: &str) -> Expect {
     flow(host, target, FlowWant::NoAnswer)
 }
@@ -188,22 +204,26 @@ pub fn no_answer(host: &str, target: &str) -> Expect {
 /// On `host`'s capture, a connection to `target` was reset by `by`: the side whose address
 /// the RST carries. A firewall that resets on the server's behalf forges the server's
 /// address, so its RST is `Side::Server`, as the client sees it.
+#[track_caller]
 pub fn reset_by(host: &str, target: &str, by: Side) -> Expect {
     flow(host, target, FlowWant::ResetBy(by))
 }
 
 /// `text` went from a client to `target`, seen on each of `hosts` in one connection.
+#[track_caller]
 pub fn sent(text: &str, target: &str, hosts: &[&str]) -> Expect {
     payload(text, target, hosts, Side::Client)
 }
 
 /// `target` answered `text` to its client, seen on each of `hosts` in one connection.
+#[track_caller]
 pub fn answered(text: &str, target: &str, hosts: &[&str]) -> Expect {
     payload(text, target, hosts, Side::Server)
 }
 
+#[track_caller]
 fn payload(text: &str, target: &str, hosts: &[&str], from: Side) -> Expect {
-    Expect(Want::Payload {
+    Expect::new(Want::Payload {
         text: text.to_string(),
         target: target.to_string(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
@@ -221,8 +241,9 @@ fn payload(text: &str, target: &str, hosts: &[&str], from: Side) -> Expect {
 /// let e = dropped_by("server:1235", "security-group:server-sg").from("client-1");
 /// # let _ = e;
 /// ```
+#[track_caller]
 pub fn dropped_by(target: &str, by: &str) -> Expect {
-    Expect(Want::DroppedBy {
+    Expect::new(Want::DroppedBy {
         target: target.to_string(),
         by: by.to_string(),
         from: None,
@@ -233,8 +254,9 @@ pub fn dropped_by(target: &str, by: &str) -> Expect {
 /// Packets to `target` were let through by a rule `by` names: `"security-group:NAME"`, or
 /// `"established"` (the security groups' connection tracking, which passes the packets of a
 /// connection they allowed whatever their rules say now).
+#[track_caller]
 pub fn allowed_by(target: &str, by: &str) -> Expect {
-    Expect(Want::DroppedBy {
+    Expect::new(Want::DroppedBy {
         target: target.to_string(),
         by: by.to_string(),
         from: None,
@@ -243,9 +265,35 @@ pub fn allowed_by(target: &str, by: &str) -> Expect {
 }
 
 /// `host`'s capture holds no IP packet at all (ARP aside).
+#[track_caller]
 pub fn no_ip_packets(host: &str) -> Expect {
-    Expectation::NoIpPackets {
+    Expect::new(Want::Ready(Expectation::NoIpPackets {
         host: host.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_keep_the_line_that_called_them() {
+        let here = |e: &Expect| e.1.clone().expect("a builder keeps its caller's line");
+        let exit = exit("curl", 0);
+        assert_eq!(here(&exit), SourceLine::new(file!(), line!() - 1));
+        // Through a helper of the module and chained options, still the caller's line.
+        let flow = no_flow("server", "server:1235");
+        assert_eq!(here(&flow), SourceLine::new(file!(), line!() - 1));
+        let schedule = syn_retransmissions("client-1", "x:1").tolerance(Tolerance::default());
+        assert_eq!(here(&schedule), SourceLine::new(file!(), line!() - 1));
+        let dropped = dropped_by("server:1235", "firewall:1").from("client-1");
+        assert_eq!(here(&dropped), SourceLine::new(file!(), line!() - 1));
+        assert!(
+            here(&exit).file.ends_with("src/expect/want.rs"),
+            "{}",
+            here(&exit)
+        );
+        let by_hand: Expect = Expectation::NoIpPackets { host: "a".into() }.into();
+        assert_eq!(by_hand.1, None);
     }
-    .into()
 }

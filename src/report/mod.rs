@@ -74,6 +74,9 @@ pub struct CheckReport {
     pub held: bool,
     /// What was seen: why it held, or what was expected and seen instead.
     pub detail: String,
+    /// Where the expectation is written, as `FILE:LINE` (`null` for checks no line wrote,
+    /// such as a capture's drops).
+    pub at: Option<String>,
 }
 
 /// One capture: what it saw and where its pcap is.
@@ -139,6 +142,7 @@ impl Report {
                     expectation: c.expectation.clone(),
                     held: c.held,
                     detail: c.detail.clone(),
+                    at: c.at.as_ref().map(ToString::to_string),
                 })
                 .collect(),
             captures: run
@@ -259,7 +263,13 @@ impl Report {
             } else {
                 format!("{red}FAIL{red:#}")
             };
-            let _ = writeln!(s, "  {mark} {}: {}", c.expectation, c.detail);
+            // `FILE:LINE: FAIL ...`: where to look, as a compiler says it. Only failures: a
+            // passing line needs no finding, and a path on every line is noise.
+            let at = match &c.at {
+                Some(a) if !c.held => format!("{a}: "),
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {at}{mark} {}: {}", c.expectation, c.detail);
         }
         let held = self.expectations.iter().filter(|c| c.held).count();
         let total = self.expectations.len();
@@ -355,6 +365,7 @@ mod tests {
                 expectation: "e".into(),
                 held: passed,
                 detail: "x".into(),
+                at: Some("s.toml:7".into()),
             }],
             captures: Vec::new(),
             programs: Vec::new(),
@@ -369,6 +380,8 @@ mod tests {
             assert!(!r.text().contains('\x1b'), "{}", r.text());
             assert!(r.styled().contains('\x1b'));
         }
-        assert!(report(false).text().contains("  FAIL e: x"));
+        assert!(report(false).text().contains("  s.toml:7: FAIL e: x"));
+        assert!(report(true).text().contains("\n  ok   e: x"));
+        assert!(report(false).json().contains("\"at\": \"s.toml:7\""));
     }
 }

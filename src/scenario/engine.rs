@@ -232,6 +232,12 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
     let verdict = evaluate_after(
         failures,
         &scenario.expectations,
+        &scenario
+            .expectations_at
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect::<Vec<_>>(),
         &Evidence {
             traces: &traces,
             outcomes: &outcomes,

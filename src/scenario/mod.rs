@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error_class::ErrorClass;
-use crate::expect::{Expectation, RuleName, Tolerance};
+use crate::expect::{Expectation, RuleName, SourceLine, Tolerance};
 use crate::spec::bounds;
-use crate::spec::location::{line_col, offset_of};
+use crate::spec::location::{item_offsets, line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
 pub use interrupt::{Interrupt, signal_name};
@@ -44,6 +44,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// What must be true of the run, checked against its evidence.
     pub expectations: Vec<Expectation>,
+    /// Where each expectation is written (`FILE:LINE` of its `[[expect]]`), in the same
+    /// order: a failure's report line starts with it.
+    pub expectations_at: Vec<SourceLine>,
 }
 
 impl Scenario {
@@ -124,6 +127,14 @@ impl Scenario {
             let offset = offset_of(text, &e.path).unwrap_or(0);
             at(offset, format!("{}: {}", e.path, e.message))
         })?;
+        // Each `[[expect]]`'s line, so that its failure points at it.
+        let offsets = item_offsets(text, "expect");
+        let expectations_at = (0..checked.expectations.len())
+            .map(|i| {
+                let line = offsets.get(i).map_or(0, |&o| line_col(text, o).0);
+                SourceLine::new(file, u32::try_from(line).unwrap_or(u32::MAX))
+            })
+            .collect();
         Ok(Scenario {
             name: name.to_string(),
             description: raw.description.clone(),
@@ -135,6 +146,7 @@ impl Scenario {
             capture_bridge_ports: raw.capture_bridge_ports,
             steps: raw.steps,
             expectations: checked.expectations,
+            expectations_at,
         })
     }
 }

@@ -201,3 +201,72 @@ fn the_readme_lists_every_catalog_scenario() {
         );
     }
 }
+
+#[test]
+fn each_expectation_knows_the_line_of_its_expect() {
+    let text = format!(
+        "{HEAD}[[step]]\naction = \"run\"\nhost = \"client-1\"\nname = \"client\"\ncommand = [\"true\"]\n\n\
+         [[expect]]\nkind = \"exit\"\nprogram = \"client\"\ncode = 0\n\n\
+         # a comment between\n\n[[expect]]\nkind = \"no-flow\"\nhost = \"server\"\nserver = \"server:1235\"\n\
+         [[expect]]\nkind = \"no-ip-packets\"\nhost = \"client-2\"\n"
+    );
+    let s = Scenario::from_toml(&text, "dir/s.toml", Some(fixtures()), "s").unwrap();
+    let lines: Vec<String> = s.expectations_at.iter().map(|a| a.to_string()).collect();
+    assert_eq!(lines, ["dir/s.toml:9", "dir/s.toml:16", "dir/s.toml:20"]);
+    for at in &s.expectations_at {
+        assert_eq!(
+            text.lines().nth(at.line as usize - 1),
+            Some("[[expect]]"),
+            "{at}"
+        );
+    }
+    // Checked with no evidence, each fails on its own line.
+    let v = crate::expect::evaluate_after(
+        Vec::new(),
+        &s.expectations,
+        &s.expectations_at
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect::<Vec<_>>(),
+        &crate::expect::Evidence {
+            traces: &[],
+            outcomes: &[],
+            origin: Duration::ZERO,
+            syn_sysctls: &[],
+            attribution: &Default::default(),
+        },
+    );
+    let report = v.to_string();
+    for wanted in [
+        "dir/s.toml:9: FAIL client exited with 0: expected a program named client, saw none",
+        "dir/s.toml:16: FAIL server: no packet of a connection to 10.0.0.58:1235: expected a capture of server, saw none",
+        "dir/s.toml:20: FAIL client-2: no IP packet at all: expected a capture of client-2",
+    ] {
+        assert!(report.contains(wanted), "{wanted} in:\n{report}");
+    }
+}
+
+#[test]
+fn catalog_expectations_point_at_their_expect_lines() {
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let s = Scenario::from_file(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let headers: Vec<u32> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[expect]]")
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        let lines: Vec<u32> = s.expectations_at.iter().map(|a| a.line).collect();
+        assert_eq!(lines, headers, "{}", path.display());
+        assert!(
+            s.expectations_at
+                .iter()
+                .all(|a| a.file == path.display().to_string()),
+            "the file as given: {:?}",
+            s.expectations_at
+        );
+    }
+}

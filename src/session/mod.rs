@@ -369,11 +369,16 @@ impl<'lab> Session<'lab> {
             attribution,
         } = self.recording.finish(Some(dir.path()))?;
         let hosts: Vec<(&str, &str)> = programs.iter().map(|p| (p.name(), p.host())).collect();
-        let mut resolved = Vec::new();
+        let (mut resolved, mut written_at) = (Vec::new(), Vec::new());
         for e in expectations {
+            // Where the test built it: its report line starts there.
+            let at = e.1.clone();
             match resolve::resolve(e, self.lab, &hosts, &outcomes) {
-                Ok(r) => resolved.push(r),
-                Err(check) => failures.push(check),
+                Ok(r) => {
+                    resolved.push(r);
+                    written_at.push(at);
+                }
+                Err(check) => failures.push(check.written_at(at)),
             }
         }
         let (syn_sysctls, unread) = read_syn_sysctls(&resolved, |host, key| {
@@ -383,6 +388,7 @@ impl<'lab> Session<'lab> {
         let verdict = evaluate_after(
             failures,
             &resolved,
+            &written_at,
             &Evidence {
                 traces: &traces,
                 outcomes: &outcomes,

@@ -86,7 +86,11 @@ fn resolve_want(
                         .collect();
                     match on.as_slice() {
                         [one] => one.to_string(),
-                        [] => return Err(format!("no program ran on {sender}")),
+                        [] => {
+                            return Err(format!(
+                                "expected a program that connected from {sender}, saw none run there"
+                            ));
+                        }
                         many => {
                             return Err(format!(
                                 "{sender} ran several programs ({}): say which connected with .by(&program)",
@@ -100,7 +104,7 @@ fn resolve_want(
                 .iter()
                 .find(|(n, _)| *n == program)
                 .map(|(_, o)| o)
-                .ok_or_else(|| format!("no program named {program} ran"))?;
+                .ok_or_else(|| format!("expected a program named {program}, saw none run"))?;
             lab.host(sender).map_err(|e| e.to_string())?;
             Expectation::SynSchedule {
                 sender: sender.to_string(),

@@ -268,6 +268,7 @@ fn for_terminal(mut report: Report) -> Report {
     for c in &mut report.expectations {
         esc(&mut c.expectation);
         esc(&mut c.detail);
+        c.at.iter_mut().for_each(esc);
     }
     for c in &mut report.captures {
         c.lines.iter_mut().for_each(esc);
