@@ -317,11 +317,18 @@ impl fmt::Display for Origin {
                 destination,
                 target,
             } => {
-                let table = table.as_deref().map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
-                write!(f, "{table} (subnet {subnet}): route to {destination} is {target}")
+                let table = table
+                    .as_deref()
+                    .map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                write!(
+                    f,
+                    "{table} (subnet {subnet}): route to {destination} is {target}"
+                )
             }
             Origin::NoRoute { subnet, table } => {
-                let table = table.as_deref().map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                let table = table
+                    .as_deref()
+                    .map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
                 write!(f, "{table} (subnet {subnet}): no route to the destination")
             }
         }

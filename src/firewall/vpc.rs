@@ -95,7 +95,11 @@ fn route_chain(name: String, r: &Resolved, s: &crate::spec::ResolvedSubnet) -> C
     let vpc = r.vpc.as_ref().expect("routes exist only in a VPC");
     let mut routes: Vec<(Ipv4Net, Option<&crate::spec::ResolvedRoute>)> =
         vpc.subnets.iter().map(|o| (o.cidr, None)).collect();
-    routes.extend(s.routes.iter().map(|route| (route.destination, Some(route))));
+    routes.extend(
+        s.routes
+            .iter()
+            .map(|route| (route.destination, Some(route))),
+    );
     routes.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
     let mut rules: Vec<Rule> = routes
         .into_iter()

@@ -852,12 +852,15 @@ fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleNa
                 .as_ref()
                 .is_some_and(|v| v.network_acls.iter().any(|x| &x.name == a));
             if !known {
-                return Err(format!("no network ACL named `{a}` in the topology's [vpc]"));
+                return Err(format!(
+                    "no network ACL named `{a}` in the topology's [vpc]"
+                ));
             }
         }
         RuleName::RouteTable(t) => {
             let known = topology.vpc.as_ref().is_some_and(|v| {
-                v.route_tables.iter().any(|x| &x.name == t) || v.subnets.iter().any(|x| &x.name == t)
+                v.route_tables.iter().any(|x| &x.name == t)
+                    || v.subnets.iter().any(|x| &x.name == t)
             });
             if !known {
                 return Err(format!(
