@@ -209,6 +209,7 @@ pub(crate) fn attribute(
 ) -> Attribution {
     let place_name = |p: Placement| match p {
         Placement::Fabric => "fabric".to_string(),
+        Placement::Router => "router".to_string(),
         Placement::Host(i) => hosts.get(i).map_or_else(|| "?".into(), |h| h.name.clone()),
     };
     let mut passages = Vec::new();
@@ -446,7 +447,12 @@ impl<'a> Matcher<'a> {
     fn find(&mut self, p: &Passage, hosts: &[HostAt]) -> Vec<Seen> {
         let sender = hosts.iter().find(|h| h.address == p.key.src());
         let mut wanted: Vec<(String, bool)> = Vec::new();
-        if p.place == "fabric" {
+        if p.place == "router" {
+            // The VPC router is not captured: the packet shows where its sender sent it.
+            if let Some(s) = sender {
+                wanted.push((s.name.clone(), false));
+            }
+        } else if p.place == "fabric" {
             if let Some(s) = sender {
                 wanted.push((crate::lab::port_capture_name(&s.name), true));
                 wanted.push((s.name.clone(), false));
@@ -524,6 +530,7 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
             let where_ = match (place.as_str(), sender) {
                 ("fabric", Some(s)) => format!("entered the fabric at {s}'s port"),
                 ("fabric", None) => "entered the fabric".to_string(),
+                ("router", _) => "reached the VPC router".to_string(),
                 (host, Some(s)) if s == host => format!("stopped on their way out of {host}"),
                 (host, _) => format!("reached {host}"),
             };

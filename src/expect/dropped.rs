@@ -24,12 +24,17 @@ pub enum RuleName {
     /// `established`: the security groups' connection tracking, which lets the packets of
     /// a connection they allowed through whatever their rules say.
     Established,
+    /// `network-acl:NAME`: an entry of the network ACL, or its final deny.
+    NetworkAcl(String),
+    /// `route-table:NAME`: a blackhole route of the table (or of the subnet of that name's
+    /// table), or the absence of a route.
+    RouteTable(String),
 }
 
 impl RuleName {
     /// Reads `security-group:NAME`, `firewall:N`, `firewall:HOST` or `established`.
     pub fn parse(s: &str) -> Result<RuleName, String> {
-        let usage = "should be `security-group:NAME`, `firewall:N` (its number, from 1), `firewall:HOST` or `established`";
+        let usage = "should be `security-group:NAME`, `firewall:N` (its number, from 1), `firewall:HOST`, `network-acl:NAME`, `route-table:NAME` or `established`";
         if s == "established" {
             return Ok(RuleName::Established);
         }
@@ -39,6 +44,8 @@ impl RuleName {
         }
         match kind {
             "security-group" => Ok(RuleName::SecurityGroup(name.to_string())),
+            "network-acl" => Ok(RuleName::NetworkAcl(name.to_string())),
+            "route-table" => Ok(RuleName::RouteTable(name.to_string())),
             "firewall" => match name.parse::<usize>() {
                 Ok(0) => Err(format!("`{s}`: firewall rules count from 1")),
                 Ok(n) => Ok(RuleName::Firewall(n)),
@@ -59,6 +66,11 @@ impl RuleName {
             (RuleName::Firewall(n), Origin::Firewall { number, .. }) => n == number,
             (RuleName::HostFirewall(h), Origin::Firewall { on, .. }) => h == on,
             (RuleName::Established, Origin::Established) => true,
+            (RuleName::NetworkAcl(a), Origin::AclEntry { acl, .. }) => a == acl,
+            (
+                RuleName::RouteTable(t),
+                Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table },
+            ) => t == subnet || table.as_ref() == Some(t),
             _ => false,
         }
     }
@@ -71,6 +83,8 @@ impl fmt::Display for RuleName {
             RuleName::Firewall(n) => write!(f, "firewall:{n}"),
             RuleName::HostFirewall(h) => write!(f, "firewall:{h}"),
             RuleName::Established => write!(f, "established"),
+            RuleName::NetworkAcl(a) => write!(f, "network-acl:{a}"),
+            RuleName::RouteTable(t) => write!(f, "route-table:{t}"),
         }
     }
 }

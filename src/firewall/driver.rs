@@ -209,6 +209,7 @@ fn hook(family: Family, hook: Hook) -> nftnl::Hook {
         // In a netdev table the ingress hook is number 0, which nftnl calls PreRouting;
         // its Ingress is the inet family's and fails there with EOPNOTSUPP.
         (Family::Netdev, _) => nftnl::Hook::PreRouting,
+        (Family::Inet, Hook::Prerouting) => nftnl::Hook::PreRouting,
         (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
         (Family::Inet, Hook::Input) => nftnl::Hook::In,
         (Family::Inet, Hook::Output) => nftnl::Hook::Out,
@@ -269,6 +270,18 @@ fn add_match(rule: &mut nftnl::Rule, m: &Match, family: Family, ipv4: &mut bool)
             }
             rule.add_expr(&nft_expr!(meta l4proto));
             rule.add_expr(&nft_expr!(cmp == number as u8));
+        }
+        Match::InputInterface(name) | Match::OutputInterface(name) => {
+            if matches!(m, Match::InputInterface(_)) {
+                rule.add_expr(&nft_expr!(meta iifname));
+            } else {
+                rule.add_expr(&nft_expr!(meta oifname));
+            }
+            // Names compare as the kernel holds them: IFNAMSIZ bytes, NUL padded.
+            let mut padded = [0u8; libc::IFNAMSIZ];
+            let n = name.len().min(libc::IFNAMSIZ - 1);
+            padded[..n].copy_from_slice(&name.as_bytes()[..n]);
+            rule.add_expr(&nft_expr!(cmp == &padded[..]));
         }
         Match::DestinationPorts(p, range) => {
             match p {

@@ -11,14 +11,16 @@ mod driver;
 mod handles;
 mod origin;
 mod ruleset;
+mod vpc;
 
 use crate::spec::{Action, HostChain, Placement, Resolved, ResolvedFirewall, ResolvedHost};
 pub use driver::FirewallError;
 pub(crate) use driver::{Loaded, Mode, load};
 pub(crate) use handles::c_string;
-pub use origin::{GroupDirection, Origin};
+pub use origin::{AclDirection, GroupDirection, Origin};
 pub use ruleset::Table;
 pub(crate) use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Verdict};
+pub(crate) use vpc::router_tables;
 
 /// The name of every table tcplab makes (for the topology's rules; a change of the rules
 /// mid-run loads them as `tcplab-rN`).
@@ -111,13 +113,25 @@ pub(crate) fn fabric_tables_for(
 
 fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
     let guarded: Vec<&ResolvedHost> = r.hosts.iter().filter(|h| h.guarded()).collect();
-    if guarded.is_empty() {
+    let vpc_rules = vpc::fabric_rules(r);
+    if guarded.is_empty() && vpc_rules.is_empty() {
         return None;
     }
+    // In a VPC a packet between subnets crosses two bridges: a host's groups are checked
+    // on its own subnet's bridge only, once, as AWS checks them at the instance.
+    let on_bridge = |h: &ResolvedHost| -> Vec<Match> {
+        match &r.vpc {
+            Some(_) => vec![Match::InputInterface(crate::lab::bridge_name(h.subnet))],
+            None => Vec::new(),
+        }
+    };
     // Replies to allowed traffic pass whatever the rules say: AWS groups are stateful.
-    let mut forward = vec![
-        Rule::new(vec![Match::EstablishedOrRelated], Verdict::Accept).from(Origin::Established),
-    ];
+    let mut forward = vpc_rules;
+    if !guarded.is_empty() {
+        forward.push(
+            Rule::new(vec![Match::EstablishedOrRelated], Verdict::Accept).from(Origin::Established),
+        );
+    }
     let mut chains = Vec::new();
     // Every sender's egress before any receiver's ingress, whatever the hosts' order: AWS
     // checks the sender's groups first, so a packet both deny is the sender's egress deny.
@@ -125,20 +139,18 @@ fn security_groups(r: &Resolved, build: Build) -> Option<Table> {
         let me = ipnet::Ipv4Net::from(h.address);
         if let Some(egress) = &h.egress {
             let name = format!("sg-out-{}", h.name);
-            forward.push(Rule::new(
-                vec![Match::SourceNet(me)],
-                Verdict::Jump(name.clone()),
-            ));
+            let mut m = on_bridge(h);
+            m.push(Match::SourceNet(me));
+            forward.push(Rule::new(m, Verdict::Jump(name.clone())));
             chains.push(allow_chain(name, h, GroupDirection::Egress, egress));
         }
     }
     for h in guarded {
         let me = ipnet::Ipv4Net::from(h.address);
         let name = format!("sg-in-{}", h.name);
-        forward.push(Rule::new(
-            vec![Match::DestinationNet(me)],
-            Verdict::Jump(name.clone()),
-        ));
+        let mut m = on_bridge(h);
+        m.push(Match::DestinationNet(me));
+        forward.push(Rule::new(m, Verdict::Jump(name.clone())));
         chains.push(allow_chain(name, h, GroupDirection::Ingress, &h.ingress));
     }
     chains.insert(

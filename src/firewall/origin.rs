@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::spec::{Action, Allow, HostChain, Placement, Resolved, ResolvedFirewall};
+use crate::spec::{
+    AclAction, AclEntry, Action, Allow, HostChain, Placement, Resolved, ResolvedFirewall,
+};
 
 /// Which way a security group rule looks, from the instance's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -24,6 +26,25 @@ impl fmt::Display for GroupDirection {
         f.write_str(match self {
             GroupDirection::Ingress => "ingress",
             GroupDirection::Egress => "egress",
+        })
+    }
+}
+
+/// Which way a network ACL entry looks, from the subnet's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclDirection {
+    /// Traffic entering the subnet.
+    Inbound,
+    /// Traffic leaving the subnet.
+    Outbound,
+}
+
+impl fmt::Display for AclDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AclDirection::Inbound => "inbound",
+            AclDirection::Outbound => "outbound",
         })
     }
 }
@@ -70,6 +91,41 @@ pub enum Origin {
         /// The rule, e.g. `drop tcp/1234 to 10.0.0.58`.
         rule: String,
     },
+    /// A network ACL entry, or its final implicit deny (`number` is `None`, AWS's `*`).
+    AclEntry {
+        /// The ACL.
+        acl: String,
+        /// The subnet it guards.
+        subnet: String,
+        /// Inbound or outbound.
+        direction: AclDirection,
+        /// The entry's number; `None` for the final `*` deny.
+        number: Option<i64>,
+        /// Allow or deny.
+        action: AclAction,
+        /// The entry, e.g. `tcp/1024-65535 to 10.0.0.0/16`.
+        rule: String,
+    },
+    /// A VPC delivers no broadcast or multicast.
+    NoBroadcast,
+    /// A route of a subnet's route table that drops what it carries (`blackhole`).
+    Route {
+        /// The subnet whose table it is.
+        subnet: String,
+        /// The table's name; `None` when the subnet has only the `local` route.
+        table: Option<String>,
+        /// The route's destination.
+        destination: String,
+        /// Its target, e.g. `blackhole`.
+        target: String,
+    },
+    /// No route of the subnet's table covers the destination: AWS drops the packet.
+    NoRoute {
+        /// The subnet whose table it is.
+        subnet: String,
+        /// The table's name; `None` when the subnet has only the `local` route.
+        table: Option<String>,
+    },
 }
 
 impl Origin {
@@ -96,6 +152,46 @@ impl Origin {
                 }
                 names
             }
+            Origin::AclEntry { acl, .. } => vec![format!("network-acl:{acl}")],
+            Origin::NoBroadcast => vec!["vpc:broadcast".into()],
+            Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table } => {
+                let mut names = vec![format!("route-table:{subnet}")];
+                if let Some(t) = table {
+                    names.push(format!("route-table:{t}"));
+                }
+                names
+            }
+        }
+    }
+
+    pub(crate) fn acl_entry(
+        acl: &str,
+        subnet: &str,
+        direction: AclDirection,
+        entry: Option<&AclEntry>,
+    ) -> Origin {
+        let (number, action, rule) = match entry {
+            Some(e) => {
+                let ports = e.ports.map(|p| format!("/{p}")).unwrap_or_default();
+                let way = match direction {
+                    AclDirection::Inbound => "from",
+                    AclDirection::Outbound => "to",
+                };
+                (
+                    Some(e.rule),
+                    e.action,
+                    format!("{}{ports} {way} {}", e.protocol, e.cidr),
+                )
+            }
+            None => (None, AclAction::Deny, "everything".to_string()),
+        };
+        Origin::AclEntry {
+            acl: acl.to_string(),
+            subnet: subnet.to_string(),
+            direction,
+            number,
+            action,
+            rule,
         }
     }
 
@@ -116,7 +212,7 @@ impl Origin {
 
     pub(crate) fn firewall(r: &Resolved, f: &ResolvedFirewall) -> Origin {
         let (on, chain) = match f.placement {
-            Placement::Fabric => ("fabric".to_string(), None),
+            Placement::Fabric | Placement::Router => ("fabric".to_string(), None),
             Placement::Host(i) => (
                 r.hosts.get(i).map(|h| h.name.clone()).unwrap_or_default(),
                 Some(
@@ -193,6 +289,48 @@ impl fmt::Display for Origin {
                 None => write!(f, "firewall #{number} ({on}): {rule}"),
                 Some(chain) => write!(f, "firewall #{number} (on {on}, {chain}): {rule}"),
             },
+            Origin::AclEntry {
+                acl,
+                subnet,
+                direction,
+                number,
+                action,
+                rule,
+            } => match number {
+                Some(n) => write!(
+                    f,
+                    "network ACL {acl} (subnet {subnet}): {direction} rule {n} {}s {rule}",
+                    match action {
+                        AclAction::Allow => "allow",
+                        AclAction::Deny => "denie",
+                    }
+                ),
+                None => write!(
+                    f,
+                    "network ACL {acl} (subnet {subnet}): no {direction} rule matches (the final * deny)"
+                ),
+            },
+            Origin::NoBroadcast => write!(f, "the VPC: broadcast and multicast are not delivered"),
+            Origin::Route {
+                subnet,
+                table,
+                destination,
+                target,
+            } => {
+                let table = table
+                    .as_deref()
+                    .map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                write!(
+                    f,
+                    "{table} (subnet {subnet}): route to {destination} is {target}"
+                )
+            }
+            Origin::NoRoute { subnet, table } => {
+                let table = table
+                    .as_deref()
+                    .map_or_else(|| "its table".to_string(), |t| format!("route table {t}"));
+                write!(f, "{table} (subnet {subnet}): no route to the destination")
+            }
         }
     }
 }

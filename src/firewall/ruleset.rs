@@ -26,6 +26,7 @@ pub struct Table {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    Prerouting,
     Forward,
     Input,
     Output,
@@ -70,6 +71,10 @@ pub enum Match {
     L4Proto(Protocol),
     /// Destination port of tcp or udp.
     DestinationPorts(Protocol, PortRange),
+    /// The interface the packet came in on (with bridged traffic: the bridge).
+    InputInterface(String),
+    /// The interface the packet goes out on.
+    OutputInterface(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +136,7 @@ impl fmt::Display for Table {
             writeln!(f, "\tchain {} {{", chain.name)?;
             if let Some(base) = &chain.base {
                 let hook = match base.hook {
+                    Hook::Prerouting => "prerouting",
                     Hook::Forward => "forward",
                     Hook::Input => "input",
                     Hook::Output => "output",
@@ -178,6 +184,8 @@ impl fmt::Display for Match {
             Match::DestinationNet(n) => write!(f, "ip daddr {}", net(n)),
             Match::L4Proto(p) => write!(f, "meta l4proto {p}"),
             Match::DestinationPorts(p, r) => write!(f, "{p} dport {r}"),
+            Match::InputInterface(i) => write!(f, "iifname \"{i}\""),
+            Match::OutputInterface(i) => write!(f, "oifname \"{i}\""),
         }
     }
 }

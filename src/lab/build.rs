@@ -29,7 +29,7 @@ fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
     }
 }
 
-fn write_sysctls(pairs: &[(&str, &str)]) -> Result<(), LabError> {
+pub(super) fn write_sysctls(pairs: &[(&str, &str)]) -> Result<(), LabError> {
     for (path, value) in pairs {
         std::fs::write(path, value).map_err(|source| LabError::Sysctl {
             path: path.to_string(),
@@ -56,27 +56,46 @@ fn disable_ipv6() -> Result<(), LabError> {
     }
 }
 
-pub(super) fn build(
-    resolved: &Resolved,
-    book: &mut RuleBook,
-) -> Result<(Namespace, Vec<Host>), LabError> {
+/// What a build makes: the fabric, the VPC router if the topology has a VPC, the hosts.
+pub(super) struct Built {
+    pub fabric: Namespace,
+    pub router: Option<Namespace>,
+    pub hosts: Vec<Host>,
+}
+
+pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, LabError> {
     preflight::check_privileges()?;
     super::limits::raise_nofile();
     // Namespaces are made in parallel (most of a build is the kernel setting them up), and
     // each phase is submitted everywhere before any result is awaited.
-    let starting: Vec<_> = (0..=resolved.hosts.len())
+    let vpc = resolved.vpc.as_ref();
+    let extra = usize::from(vpc.is_some());
+    let starting: Vec<_> = (0..=resolved.hosts.len() + extra)
         .map(|_| Namespace::start())
         .collect();
     let mut starting = starting.into_iter();
     let fabric = starting.next().expect("the fabric is first").finish()?;
-    let guarded = resolved.hosts.iter().any(|h| h.guarded());
+    let router = match vpc {
+        Some(_) => Some(starting.next().expect("the router is second").finish()?),
+        None => None,
+    };
+    // Security groups, and a VPC's rule against broadcast, filter bridged IPv4.
+    let guarded = resolved.hosts.iter().any(|h| h.guarded()) || vpc.is_some_and(|v| !v.broadcast);
+    let subnets = vpc.map_or(1, |v| v.subnets.len());
     let bridge = fabric.submit(move |state| {
         disable_ipv6()?;
         if guarded {
             preflight::check_br_netfilter()?;
             write_sysctls(&[("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")])?;
         }
-        create_bridge(state)
+        create_bridge(state)?;
+        super::vpc::create_bridges(state, subnets)
+    });
+    let router_prepared = router.as_ref().map(|r| {
+        r.submit(|state| {
+            disable_ipv6()?;
+            set_up(state, "the VPC router", LO_INDEX, "lo")
+        })
     });
     let namespaces = starting
         .map(|s| s.finish())
@@ -98,15 +117,31 @@ pub(super) fn build(
     for p in prepared {
         p.wait()??;
     }
+    if let Some(p) = router_prepared {
+        p.wait()??;
+    }
 
-    let ports: Vec<(String, RawFd)> = resolved
+    let ports: Vec<(String, RawFd, u32)> = resolved
         .hosts
         .iter()
         .zip(&namespaces)
-        .map(|(h, ns)| (h.name.clone(), ns.as_fd().as_raw_fd()))
+        .map(|(h, ns)| {
+            (
+                h.name.clone(),
+                ns.as_fd().as_raw_fd(),
+                super::vpc::bridge_index(h.subnet, BRIDGE_INDEX),
+            )
+        })
         .collect();
-    // The fds stay open: `namespaces` lives until the job has returned.
+    // The fds stay open: `namespaces` and `router` live until the jobs have returned.
     fabric.run(move |state| add_ports(state, &ports))??;
+    if let (Some(vpc), Some(r)) = (vpc, &router) {
+        let fd = r.as_fd().as_raw_fd();
+        let v = vpc.clone();
+        fabric.run(move |state| super::vpc::add_router_ports(state, &v, fd, BRIDGE_INDEX))??;
+        let v = vpc.clone();
+        r.run(move |state| super::vpc::configure_router(state, &v))??;
+    }
 
     let rules = firewall::Build {
         revision: 0,
@@ -132,7 +167,14 @@ pub(super) fn build(
         .zip(&namespaces)
         .map(|((i, h), ns)| {
             let address = IpAddr::from(h.address);
-            let prefix = resolved.subnet.prefix_len();
+            let prefix = h.prefix_len;
+            let gateway = h.gateway;
+            let appliance = resolved.vpc.as_ref().is_some_and(|v| {
+                v.subnets
+                    .iter()
+                    .flat_map(|s| &s.routes)
+                    .any(|r| r.via.is_some_and(|(a, _)| a == h.address))
+            });
             let mut tables: Vec<_> = firewall::host_table(resolved, i, rules)
                 .into_iter()
                 .collect();
@@ -140,6 +182,14 @@ pub(super) fn build(
             let name = h.name.clone();
             ns.submit(move |state| {
                 configure_eth0(state, &name, address, prefix)?;
+                if let Some(gateway) = gateway {
+                    super::vpc::default_route(state, &name, gateway)?;
+                }
+                if appliance {
+                    // A route's target forwards what it receives for others, as an instance
+                    // with its source/destination check off does.
+                    write_sysctls(&[("/proc/sys/net/ipv4/ip_forward", "1")])?;
+                }
                 let what = format!("firewall of host {name}");
                 let loaded = firewall::load(&tables, firewall::Mode::Fresh, &what)?;
                 Ok::<_, LabError>((tables, loaded))
@@ -152,7 +202,20 @@ pub(super) fn build(
     }
     let (tables, loaded) = fabric_rules.wait()??;
     book.loaded(Placement::Fabric, &tables, loaded);
-    wait_ready(&fabric, resolved, &namespaces)?;
+    if let Some(r) = &router {
+        let mut tables = firewall::router_tables(resolved, rules);
+        book.label(0, &mut tables);
+        let (tables, loaded) = r.run(move |_| {
+            let loaded = firewall::load(
+                &tables,
+                firewall::Mode::Fresh,
+                "network ACLs of the VPC router",
+            )?;
+            Ok::<_, LabError>((tables, loaded))
+        })??;
+        book.loaded(Placement::Router, &tables, loaded);
+    }
+    wait_ready(&fabric, router.as_ref(), resolved, &namespaces)?;
 
     let names = crate::contain::HostsFile::new(&hosts_text(resolved))
         .map_err(|source| LabError::Io {
@@ -175,26 +238,49 @@ pub(super) fn build(
             }
         })
         .collect();
-    Ok((fabric, hosts))
+    Ok(Built {
+        fabric,
+        router,
+        hosts,
+    })
 }
 
 /// Every eth0 is up now, so every veth has its carrier; the kernel finishes bringing the
 /// links up on its own time (see `ready`). Each namespace watches its own links at once.
 fn wait_ready(
     fabric: &Namespace,
+    router: Option<&Namespace>,
     resolved: &Resolved,
     namespaces: &[Namespace],
 ) -> Result<(), LabError> {
-    let ports: Vec<Watched> = resolved
+    let mut ports: Vec<Watched> = resolved
         .hosts
         .iter()
         .enumerate()
         .map(|(i, h)| Watched {
             index: FIRST_PORT_INDEX + i as u32,
-            name: format!("port {} on {BRIDGE}", h.name),
+            name: format!("port {} on {}", h.name, super::vpc::bridge_name(h.subnet)),
             bridge_port: true,
         })
         .collect();
+    let mut router_links = Vec::new();
+    if let Some(vpc) = &resolved.vpc {
+        for (i, s) in vpc.subnets.iter().enumerate() {
+            ports.push(Watched {
+                index: super::vpc::router_port_index(i),
+                name: format!("the router's port on {}", super::vpc::bridge_name(i)),
+                bridge_port: true,
+            });
+            router_links.push(Watched {
+                index: super::vpc::ROUTER_IF_INDEX_BASE + i as u32,
+                name: format!("the router's link to subnet {}", s.name),
+                bridge_port: false,
+            });
+        }
+    }
+    let router_ready = router.map(|r| {
+        r.submit(move |state| wait_links(state, "the VPC router", router_links, READY_WITHIN))
+    });
     let fabric_ready =
         fabric.submit(move |state| wait_links(state, "the fabric", ports, READY_WITHIN));
     let hosts_ready: Vec<_> = resolved
@@ -213,6 +299,9 @@ fn wait_ready(
         .collect();
     for h in hosts_ready {
         h.wait()??;
+    }
+    if let Some(r) = router_ready {
+        r.wait()??;
     }
     fabric_ready.wait()?
 }
@@ -268,10 +357,10 @@ fn set_up(state: &mut WorkerState, host: &str, index: u32, link: &str) -> Result
 
 /// For each host, a veth on the bridge whose peer is created directly in the host's
 /// namespace as `eth0` (moving it afterwards costs tens of milliseconds per link).
-fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd)]) -> Result<(), LabError> {
+fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd, u32)]) -> Result<(), LabError> {
     let handle = netlink(state, "the fabric")?;
     state.runtime.block_on(async {
-        try_join_all(ports.iter().enumerate().map(|(i, (name, fd))| {
+        try_join_all(ports.iter().enumerate().map(|(i, (name, fd, bridge))| {
             let peer = LinkMessageBuilder::<LinkUnspec>::new()
                 .name("eth0".to_string())
                 .index(ETH0_INDEX)
@@ -282,7 +371,7 @@ fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd)]) -> Result<(), L
             let message = LinkVeth::new(name, "eth0")
                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
                 .index(FIRST_PORT_INDEX + i as u32)
-                .controller(BRIDGE_INDEX)
+                .controller(*bridge)
                 .append_extra_attribute(LinkAttribute::NumTxQueues(1))
                 .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .up()

@@ -8,6 +8,7 @@ mod preflight;
 mod ready;
 mod recording;
 pub(crate) mod rules;
+pub(crate) mod vpc;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -39,6 +40,7 @@ impl Default for LabOptions {
 }
 pub use preflight::check_privileges;
 pub use recording::{Recorded, Recording, port_capture_name};
+pub use vpc::bridge_name;
 
 /// Why a lab could not be built, or a host could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +314,8 @@ pub struct Lab {
     // Hosts go first: their threads' exit kills their programs before the fabric goes.
     hosts: Vec<Host>,
     fabric: Namespace,
+    /// The VPC router, when the topology has a VPC.
+    router: Option<Namespace>,
     resolved: Resolved,
     rules: std::sync::Arc<std::sync::Mutex<RuleBook>>,
 }
@@ -336,7 +340,7 @@ impl Lab {
     /// Like [`Lab::from_resolved`], with `options`.
     pub fn from_resolved_with(resolved: Resolved, options: LabOptions) -> Result<Lab, LabError> {
         let mut book = RuleBook::new(options.trace_rules);
-        let (fabric, hosts) = build::build(&resolved, &mut book).map_err(|e| {
+        let built = build::build(&resolved, &mut book).map_err(|e| {
             if ran_out_of_files(&e) {
                 LabError::OutOfFiles {
                     source: Box::new(e),
@@ -347,11 +351,17 @@ impl Lab {
             }
         })?;
         Ok(Lab {
-            hosts,
-            fabric,
+            hosts: built.hosts,
+            fabric: built.fabric,
+            router: built.router,
             resolved,
             rules: std::sync::Arc::new(std::sync::Mutex::new(book)),
         })
+    }
+
+    /// The VPC router's namespace, when the topology has a VPC.
+    pub fn router(&self) -> Option<&Namespace> {
+        self.router.as_ref()
     }
 
     /// The host named `name`; the error lists the lab's hosts.
@@ -391,11 +401,13 @@ impl Lab {
     /// the pins; on failure none is left.
     pub fn pin(&mut self, name: &str) -> Result<Vec<(String, std::path::PathBuf)>, LabError> {
         let mut pinned: Vec<(String, std::path::PathBuf)> = Vec::new();
-        let targets = std::iter::once((format!("{name}-fabric"), &mut self.fabric)).chain(
-            self.hosts
-                .iter_mut()
-                .map(|h| (format!("{name}-{}", h.name), &mut h.ns)),
-        );
+        let targets = std::iter::once((format!("{name}-fabric"), &mut self.fabric))
+            .chain(self.router.as_mut().map(|r| (format!("{name}-router"), r)))
+            .chain(
+                self.hosts
+                    .iter_mut()
+                    .map(|h| (format!("{name}-{}", h.name), &mut h.ns)),
+            );
         for (pin_name, ns) in targets {
             match ns.pin(&pin_name) {
                 Ok(path) => pinned.push((pin_name, path)),
@@ -443,6 +455,14 @@ impl Lab {
             fabric_tables_for(resolved, |h| h.name.clone(), build),
             "updated security groups and firewalls of the fabric".into(),
         ));
+        if let Some(router) = &self.router {
+            jobs.push((
+                Placement::Router,
+                router,
+                crate::firewall::router_tables(resolved, build),
+                "updated network ACLs of the VPC router".into(),
+            ));
+        }
         let pending: Vec<_> = jobs
             .into_iter()
             .map(|(place, ns, mut tables, what)| {

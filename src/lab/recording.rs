@@ -81,6 +81,10 @@ impl Lab {
             if traced {
                 let places: Vec<_> =
                     std::iter::once((Placement::Fabric, "the fabric".to_string(), self.fabric()))
+                        .chain(
+                            self.router()
+                                .map(|r| (Placement::Router, "the VPC router".to_string(), r)),
+                        )
                         .chain(self.hosts().iter().enumerate().map(|(i, h)| {
                             (Placement::Host(i), format!("host {}", h.name()), h.ns())
                         }))

@@ -123,6 +123,7 @@ fn describe(step: &Step) -> String {
         Step::Stop { name } => format!("stop {name} (Ctrl+C)"),
         Step::Kill { name } => format!("kill {name}"),
         Step::SecurityGroup { group, .. } => format!("change security group {group}"),
+        Step::NetworkAcl { acl, .. } => format!("change network ACL {acl}"),
         Step::Firewall { rules } => format!("replace the firewall rules ({} rules)", rules.len()),
     }
 }
@@ -422,6 +423,25 @@ impl Runner<'_> {
                 ingress,
                 egress,
             } => self.change_group(group, ingress.as_ref(), egress.as_ref())?,
+            Step::NetworkAcl {
+                acl,
+                inbound,
+                outbound,
+            } => {
+                let a = self
+                    .topology
+                    .vpc
+                    .as_mut()
+                    .and_then(|v| v.network_acls.iter_mut().find(|a| &a.name == acl))
+                    .ok_or(format!("no network ACL named {acl}"))?;
+                if let Some(entries) = inbound {
+                    a.inbound = entries.clone();
+                }
+                if let Some(entries) = outbound {
+                    a.outbound = entries.clone();
+                }
+                self.apply_rules()?;
+            }
             Step::Firewall { rules } => {
                 self.topology.firewalls = rules.clone();
                 self.apply_rules()?;

@@ -519,6 +519,37 @@ fn check_steps(
                     invalid(path.key("rules"), format!("{}: {}", e.path, e.message))
                 })?;
             }
+            Step::NetworkAcl {
+                acl,
+                inbound,
+                outbound,
+            } => {
+                let mut t = topology_for_check.clone();
+                let Some(a) = t
+                    .vpc
+                    .as_mut()
+                    .and_then(|v| v.network_acls.iter_mut().find(|a| &a.name == acl))
+                else {
+                    return Err(invalid(
+                        path.key("acl"),
+                        format!("no network ACL named `{acl}` in the topology's [vpc]"),
+                    ));
+                };
+                if let Some(entries) = inbound {
+                    a.inbound = entries.clone();
+                }
+                if let Some(entries) = outbound {
+                    a.outbound = entries.clone();
+                }
+                // The new entries must hold as the run will apply them.
+                t.resolve().map_err(|e| {
+                    let key = match e.path.0.get(3) {
+                        Some(Segment::Key("outbound")) => "outbound",
+                        _ => "inbound",
+                    };
+                    invalid(path.key(key), format!("{}: {}", e.path, e.message))
+                })?;
+            }
             Step::SecurityGroup {
                 group,
                 ingress,
@@ -815,6 +846,28 @@ fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleNa
             }
         }
         RuleName::Established => {}
+        RuleName::NetworkAcl(a) => {
+            let known = topology
+                .vpc
+                .as_ref()
+                .is_some_and(|v| v.network_acls.iter().any(|x| &x.name == a));
+            if !known {
+                return Err(format!(
+                    "no network ACL named `{a}` in the topology's [vpc]"
+                ));
+            }
+        }
+        RuleName::RouteTable(t) => {
+            let known = topology.vpc.as_ref().is_some_and(|v| {
+                v.route_tables.iter().any(|x| &x.name == t)
+                    || v.subnets.iter().any(|x| &x.name == t)
+            });
+            if !known {
+                return Err(format!(
+                    "no route table or subnet named `{t}` in the topology's [vpc]"
+                ));
+            }
+        }
     }
     Ok(name)
 }

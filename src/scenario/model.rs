@@ -153,6 +153,18 @@ pub enum Step {
         #[serde(default)]
         egress: Option<Vec<SgRule>>,
     },
+    /// Replaces a network ACL's entries while the scenario runs; as in AWS, ACLs are
+    /// stateless, so established connections whose packets the new entries deny are cut.
+    NetworkAcl {
+        /// The network ACL to change (it must exist).
+        acl: String,
+        /// Its new inbound entries; left out: unchanged.
+        #[serde(default)]
+        inbound: Option<Vec<crate::spec::AclEntry>>,
+        /// Its new outbound entries; left out: unchanged.
+        #[serde(default)]
+        outbound: Option<Vec<crate::spec::AclEntry>>,
+    },
     /// Replaces every firewall rule (fabric and hosts) while the scenario runs.
     Firewall {
         /// Every firewall rule from now on (an empty list removes them all).

@@ -6,6 +6,7 @@ mod model;
 mod read;
 mod resolve;
 mod subnet;
+mod vpc;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,10 @@ pub(crate) use resolve::resolve;
 pub use resolve::{
     Allow, FieldPath, MAX_HOST_NAME, Placement, Resolved, ResolvedFirewall, ResolvedHost, Segment,
     ValidationError,
+};
+pub use vpc::{
+    AclAction, AclEntry, MAX_ACL_RULE, NetworkAcl, ResolvedAcl, ResolvedRoute, ResolvedSubnet,
+    ResolvedVpc, Route, RouteTable, RouteTarget, SubnetSpec, Vpc, router_address,
 };
 
 /// A topology file that cannot be used: where, and what to change.

@@ -32,9 +32,12 @@ pub struct Topology {
     /// `NAME.DOMAIN` inside the lab.
     #[serde(default)]
     pub domain: Option<String>,
+    /// A VPC of several subnets (`[vpc]`), instead of the single `subnet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<super::vpc::Vpc>,
 }
 
-fn default_subnet() -> Ipv4Net {
+pub(crate) fn default_subnet() -> Ipv4Net {
     DEFAULT_SUBNET.parse().expect("valid default subnet")
 }
 
@@ -46,6 +49,7 @@ impl Default for Topology {
             security_groups: Vec::new(),
             firewalls: Vec::new(),
             domain: None,
+            vpc: None,
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct HostSpec {
     /// The security groups it is in; none means nothing filters its traffic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
+    /// In a topology with a `[vpc]`: the subnet it sits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 impl HostSpec {
@@ -106,7 +113,14 @@ impl HostSpec {
             name: name.into(),
             address: None,
             security_groups: Vec::new(),
+            subnet: None,
         }
+    }
+
+    /// Puts the host in the VPC subnet named `subnet`.
+    pub fn subnet(mut self, subnet: impl Into<String>) -> Self {
+        self.subnet = Some(subnet.into());
+        self
     }
 
     /// Gives the host this address instead of the next free one.

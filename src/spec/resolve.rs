@@ -104,6 +104,8 @@ pub struct Resolved {
     pub firewalls: Vec<ResolvedFirewall>,
     /// The lab's private DNS domain, checked.
     pub domain: Option<String>,
+    /// The VPC, when the topology has several subnets.
+    pub vpc: Option<super::vpc::ResolvedVpc>,
 }
 
 /// A host ready to build: its address and what its security groups allow.
@@ -119,6 +121,12 @@ pub struct ResolvedHost {
     pub ingress: Vec<Allow>,
     /// Allowed outbound traffic; `None` means all (a group kept AWS's default egress rule).
     pub egress: Option<Vec<Allow>>,
+    /// Its subnet: an index into the VPC's subnets (0 without a VPC).
+    pub subnet: usize,
+    /// The prefix length of its subnet.
+    pub prefix_len: u8,
+    /// The VPC router's address in its subnet: its default route (none without a VPC).
+    pub gateway: Option<Ipv4Addr>,
 }
 
 impl ResolvedHost {
@@ -152,6 +160,8 @@ pub enum Placement {
     Fabric,
     /// A host, by index into `Resolved::hosts`.
     Host(usize),
+    /// The VPC router, where network ACLs sit.
+    Router,
 }
 
 /// A firewall rule with addresses instead of names.
@@ -183,18 +193,43 @@ pub const MAX_HOST_NAME: usize = 15;
 /// Checks `topo` and resolves it: addresses assigned, names turned into addresses. The same
 /// as [`Topology::resolve`].
 pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
-    let subnet = topo.subnet.trunc();
+    let subnet = match &topo.vpc {
+        Some(vpc) => vpc.cidr.trunc(),
+        None => topo.subnet.trunc(),
+    };
     check_sizes(topo)?;
+    if let Some(vpc) = &topo.vpc {
+        super::vpc::check(vpc)?;
+    }
     let groups = check_groups(topo)?;
-    let taken = check_hosts(topo, subnet, &groups)?;
-    let addresses = assign_addresses(topo, subnet, &taken)?;
+    let nets = host_subnets(topo)?;
+    let taken = check_hosts(topo, &nets, &groups)?;
+    let addresses = assign_addresses(topo, &nets, &taken)?;
     let address_of: HashMap<&str, Ipv4Addr> = topo
         .hosts
         .iter()
         .zip(&addresses)
         .map(|(h, a)| (h.name.as_str(), *a))
         .collect();
-    let hosts = resolve_hosts(topo, &groups, &addresses)?;
+    let mut hosts = resolve_hosts(topo, &groups, &addresses)?;
+    let vpc = match &topo.vpc {
+        Some(v) => {
+            let placed: HashMap<&str, (Ipv4Addr, usize)> = topo
+                .hosts
+                .iter()
+                .zip(&addresses)
+                .zip(&nets)
+                .map(|((h, a), (i, _))| (h.name.as_str(), (*a, *i)))
+                .collect();
+            Some(super::vpc::resolve(v, &placed)?)
+        }
+        None => None,
+    };
+    for (h, (i, net)) in hosts.iter_mut().zip(&nets) {
+        h.subnet = *i;
+        h.prefix_len = net.prefix_len();
+        h.gateway = vpc.as_ref().map(|v| v.subnets[*i].router);
+    }
     let firewalls = topo
         .firewalls
         .iter()
@@ -212,12 +247,66 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         hosts,
         firewalls,
         domain: topo.domain.clone(),
+        vpc,
     })
+}
+
+/// Each host's subnet: its index among the VPC's subnets and its CIDR (the topology's one
+/// subnet without a VPC).
+fn host_subnets(topo: &Topology) -> Result<Vec<(usize, Ipv4Net)>, ValidationError> {
+    topo.hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let path = at("host").index(i).key("subnet");
+            match (&topo.vpc, &h.subnet) {
+                (None, None) => Ok((0, topo.subnet.trunc())),
+                (None, Some(_)) => Err(invalid(
+                    path,
+                    "a host's `subnet` names a subnet of the [vpc]: add a [vpc] with [[vpc.subnet]], or remove it",
+                )),
+                (Some(vpc), None) if vpc.subnets.len() == 1 => Ok((0, vpc.subnets[0].cidr)),
+                (Some(vpc), None) => Err(invalid(
+                    path,
+                    format!(
+                        "the VPC has several subnets: say which this host sits in{}",
+                        known(vpc.subnets.iter().map(|s| s.name.as_str()))
+                    ),
+                )),
+                (Some(vpc), Some(name)) => vpc
+                    .subnets
+                    .iter()
+                    .position(|s| &s.name == name)
+                    .map(|j| (j, vpc.subnets[j].cidr))
+                    .ok_or_else(|| {
+                        invalid(
+                            path,
+                            format!(
+                                "no subnet named `{name}`{}",
+                                known(vpc.subnets.iter().map(|s| s.name.as_str()))
+                            ),
+                        )
+                    }),
+            }
+        })
+        .collect()
 }
 
 /// The subnet, the sizes of the lists, at least one host, and the domain.
 fn check_sizes(topo: &Topology) -> Result<(), ValidationError> {
-    check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?;
+    match &topo.vpc {
+        None => {
+            check_subnet(topo.subnet, topo.hosts.len()).map_err(|m| invalid(at("subnet"), m))?
+        }
+        Some(_) if topo.subnet != super::model::default_subnet() => {
+            return Err(invalid(
+                at("subnet"),
+                "with a [vpc], each subnet is a [[vpc.subnet]]: remove the top-level `subnet`",
+            ));
+        }
+        Some(vpc) => count(vpc.subnets.len(), MAX_ENTRIES, "subnets")
+            .map_err(|m| invalid(at("vpc").key("subnet"), m))?,
+    }
     count(topo.hosts.len(), MAX_HOSTS, "hosts").map_err(|m| invalid(at("host"), m))?;
     count(topo.security_groups.len(), MAX_ENTRIES, "security groups")
         .map_err(|m| invalid(at("security_group"), m))?;
@@ -240,7 +329,7 @@ fn check_sizes(topo: &Topology) -> Result<(), ValidationError> {
 /// exist. Returns the addresses given, with their hosts.
 fn check_hosts<'t>(
     topo: &'t Topology,
-    subnet: Ipv4Net,
+    nets: &[(usize, Ipv4Net)],
     groups: &HashMap<&str, &super::model::SecurityGroup>,
 ) -> Result<HashMap<Ipv4Addr, &'t str>, ValidationError> {
     let mut names = HashSet::new();
@@ -258,7 +347,17 @@ fn check_hosts<'t>(
             ));
         }
         if let Some(addr) = host.address {
+            let subnet = nets[i].1;
             check_address(subnet, addr).map_err(|m| invalid(path.key("address"), m))?;
+            let offset = u32::from(addr).wrapping_sub(u32::from(subnet.network()));
+            if topo.vpc.is_some() && (1..=3).contains(&offset) {
+                return Err(invalid(
+                    path.key("address"),
+                    format!(
+                        "{addr} is reserved by AWS in {subnet} (the first four addresses: network, VPC router, DNS, future use): pick another"
+                    ),
+                ));
+            }
             if let Some(other) = taken.insert(addr, &host.name) {
                 return Err(invalid(
                     path.key("address"),
@@ -285,20 +384,27 @@ fn check_hosts<'t>(
 /// Each host's address: its own, or the next free one after the 3 AWS reserves.
 fn assign_addresses(
     topo: &Topology,
-    subnet: Ipv4Net,
+    nets: &[(usize, Ipv4Net)],
     taken: &HashMap<Ipv4Addr, &str>,
 ) -> Result<Vec<Ipv4Addr>, ValidationError> {
-    let mut free = subnet.hosts().skip(3).filter(|a| !taken.contains_key(a));
+    let mut free: HashMap<usize, Box<dyn Iterator<Item = Ipv4Addr> + '_>> = HashMap::new();
     let mut addresses = Vec::with_capacity(topo.hosts.len());
     for (i, host) in topo.hosts.iter().enumerate() {
+        let (index, subnet) = nets[i];
         let addr = match host.address {
             Some(a) => a,
-            None => free.next().ok_or_else(|| {
-                invalid(
-                    at("host").index(i).key("address"),
-                    format!("{subnet} has no free address left: widen the subnet"),
-                )
-            })?,
+            None => free
+                .entry(index)
+                .or_insert_with(|| {
+                    Box::new(subnet.hosts().skip(3).filter(|a| !taken.contains_key(a)))
+                })
+                .next()
+                .ok_or_else(|| {
+                    invalid(
+                        at("host").index(i).key("address"),
+                        format!("{subnet} has no free address left: widen the subnet"),
+                    )
+                })?,
         };
         addresses.push(addr);
     }
@@ -384,6 +490,9 @@ fn resolve_hosts(
             security_groups: h.security_groups.clone(),
             ingress,
             egress,
+            subnet: 0,
+            prefix_len: 0,
+            gateway: None,
         });
     }
 
@@ -539,6 +648,11 @@ fn check_ports(protocol: Protocol, ports: Option<PortRange>) -> Result<(), Strin
     Ok(())
 }
 
+/// A host's or a subnet's name.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    check_host_name(name)
+}
+
 fn check_host_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= MAX_HOST_NAME
@@ -553,6 +667,9 @@ fn check_host_name(name: &str) -> Result<(), String> {
     }
     if name == FABRIC {
         return Err("`fabric` is the name of the network between the hosts: pick another".into());
+    }
+    if name == "router" {
+        return Err("`router` is the name of the VPC router: pick another".into());
     }
     // A host's name also names its port in the fabric, which already has these.
     if name == "lo" || name == BRIDGE {

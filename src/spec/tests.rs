@@ -315,3 +315,105 @@ fn domains_are_dns_names() {
         assert!(!e.message.contains('\u{1b}'), "escaped: {}", e.message);
     }
 }
+
+const VPC: &str = include_str!("../../fixtures/topologies/vpc.toml");
+
+#[test]
+fn vpc_resolves_with_subnets_routes_and_acls() {
+    let (_, r) = Topology::from_toml(VPC, "vpc.toml").unwrap();
+    let vpc = r.vpc.as_ref().unwrap();
+    assert_eq!(vpc.subnets.len(), 2);
+    assert_eq!(vpc.subnets[0].router, Ipv4Addr::new(10, 0, 1, 1));
+    let client2 = r.hosts.iter().find(|h| h.name == "client-2").unwrap();
+    assert_eq!(client2.subnet, 1);
+    // The first four addresses of a subnet are AWS's: the first handed out is .4.
+    assert_eq!(client2.address, Ipv4Addr::new(10, 0, 2, 4));
+    assert_eq!(client2.prefix_len, 24);
+    assert_eq!(client2.gateway, Some(Ipv4Addr::new(10, 0, 2, 1)));
+    let acl = vpc.subnets[0].acl.as_ref().unwrap();
+    assert_eq!(
+        acl.inbound.iter().map(|e| e.rule).collect::<Vec<_>>(),
+        [100, 110]
+    );
+    assert_eq!(vpc.subnets[1].routes[0].target, RouteTarget::Blackhole);
+}
+
+#[test]
+fn acl_entries_are_sorted_by_number() {
+    let text = VPC.replace(
+        "  { rule = 100, action = \"allow\", protocol = \"tcp\", ports = 1234",
+        "  { rule = 5, action = \"deny\", protocol = \"all\", cidr = \"10.9.0.0/16\" },\n  { rule = 100, action = \"allow\", protocol = \"tcp\", ports = 1234",
+    );
+    let (_, r) = Topology::from_toml(&text, "t.toml").unwrap();
+    let acl = r.vpc.unwrap().subnets[0].acl.clone().unwrap();
+    assert_eq!(acl.inbound[0].rule, 5);
+}
+
+#[test]
+fn vpc_mistakes_are_refused_with_their_place() {
+    let cases: [(&str, &str, &str); 9] = [
+        (
+            "cidr = \"10.0.2.0/24\"",
+            "cidr = \"10.1.2.0/24\"",
+            "is not inside the VPC",
+        ),
+        (
+            "cidr = \"10.0.2.0/24\"",
+            "cidr = \"10.0.1.128/25\"",
+            "overlaps subnet `public`",
+        ),
+        (
+            "route_table = \"private-rt\"",
+            "route_table = \"nope\"",
+            "no route table named `nope`",
+        ),
+        (
+            "network_acl = \"public-acl\"",
+            "network_acl = \"nope\"",
+            "no network ACL named `nope`",
+        ),
+        (
+            "rule = 110, action = \"allow\", protocol = \"icmp\"",
+            "rule = 100, action = \"allow\", protocol = \"icmp\"",
+            "entry 100 is already used",
+        ),
+        (
+            "rule = 110, action = \"allow\", protocol = \"icmp\"",
+            "rule = 40000, action = \"allow\", protocol = \"icmp\"",
+            "not an entry number",
+        ),
+        (
+            "address = \"10.0.1.58\"",
+            "address = \"10.0.1.2\"",
+            "reserved by AWS",
+        ),
+        (
+            "subnet = \"public\"",
+            "subnet = \"nope\"",
+            "no subnet named `nope`",
+        ),
+        (
+            "target = \"blackhole\"",
+            "target = \"instance:ghost\"",
+            "no host named `ghost`",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(VPC.contains(from), "fixture lacks {from}");
+        let e = error_of(&VPC.replacen(from, to, 1));
+        assert!(e.contains(want), "{to}: {e}");
+        assert!(e.starts_with("t.toml:"), "{e}");
+    }
+    let e = error_of(&format!("subnet = \"10.9.0.0/24\"\n{VPC}"));
+    assert!(
+        e.contains("with a [vpc], each subnet is a [[vpc.subnet]]"),
+        "{e}"
+    );
+    let e = error_of(&VPC.replace(
+        "subnet = \"private\"\naddress = \"10.0.2.208\"",
+        "address = \"10.0.2.208\"",
+    ));
+    assert!(e.contains("say which this host sits in"), "{e}");
+    let e = error_of(&VPC.replace("target = \"blackhole\"", "target = \"nat\""));
+    assert!(e.contains("is not a route target"), "{e}");
+}

@@ -55,7 +55,8 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
     let (_, resolved) =
         Topology::from_file(topology).map_err(|e| CliError::setup(e.to_string()))?;
     if let Some(netns) = NetnsDir::open()? {
-        let clash: Vec<String> = std::iter::once(format!("{name}-fabric"))
+        let clash: Vec<String> = [format!("{name}-fabric"), format!("{name}-router")]
+            .into_iter()
             .chain(resolved.hosts.iter().map(|h| format!("{name}-{}", h.name)))
             .filter(|n| netns.exists(n))
             .collect();
@@ -76,6 +77,10 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
             netns: format!("{name}-fabric"),
             inode: lab.fabric().inode(),
         },
+        router: lab.router().map(|r| KeptNs {
+            netns: format!("{name}-router"),
+            inode: r.inode(),
+        }),
         hosts: lab
             .hosts()
             .iter()
@@ -108,6 +113,12 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
         "  {:<12} {:<15} ip netns exec {} (the bridge, br0, and the security groups)",
         "fabric", "", kept.fabric.netns
     );
+    if let Some(r) = &kept.router {
+        println!(
+            "  {:<12} {:<15} ip netns exec {} (the VPC router: routes, network ACLs)",
+            "router", "", r.netns
+        );
+    }
     let first = &kept.hosts[0].name;
     println!("try:  tcplab exec {name} {first} -- ip -br addr");
     println!("stop: tcplab down {name}");

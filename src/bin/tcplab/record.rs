@@ -35,6 +35,9 @@ pub struct Kept {
     pub topology: String,
     pub subnet: String,
     pub fabric: KeptNs,
+    /// The VPC router's namespace, for a topology with a VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<KeptNs>,
     pub hosts: Vec<KeptHost>,
 }
 
@@ -61,6 +64,7 @@ impl Kept {
     /// Every pin of the lab, the fabric's first.
     pub fn pins(&self) -> impl Iterator<Item = (&str, u64)> {
         std::iter::once((self.fabric.netns.as_str(), self.fabric.inode))
+            .chain(self.router.iter().map(|r| (r.netns.as_str(), r.inode)))
             .chain(self.hosts.iter().map(|h| (h.netns.as_str(), h.inode)))
     }
 
@@ -72,6 +76,14 @@ impl Kept {
             return Err(format!(
                 "it names the lab `{}`, not `{name}`",
                 shown(&self.name)
+            ));
+        }
+        if let Some(r) = &self.router
+            && r.netns != format!("{name}-router")
+        {
+            return Err(format!(
+                "the router's namespace is `{}`, not `{name}-router`",
+                shown(&r.netns)
             ));
         }
         if self.fabric.netns != format!("{name}-fabric") {
