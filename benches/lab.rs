@@ -79,7 +79,44 @@ fn main() {
         }
     }
     tracing(&article, &hundred, scale);
+    vpc_lab(scale);
     big_lab(scale);
+}
+
+/// A VPC of 3 subnets of 100 hosts each, with network ACLs on every subnet and routes in
+/// every route table, tcplab alone: median build + teardown.
+fn vpc_lab(scale: usize) {
+    let mut text = String::from(
+        "[vpc]\ncidr = \"10.0.0.0/16\"\n\n[[vpc.route_table]]\nname = \"rt\"\nroutes = [\n  { destination = \"172.16.0.0/16\", target = \"blackhole\" },\n  { destination = \"172.20.0.0/16\", target = \"unreachable\" },\n  { destination = \"192.168.0.0/16\", target = \"instance:s1-h1\" },\n]\n\n[[vpc.network_acl]]\nname = \"acl\"\ninbound = [\n  { rule = 90, action = \"deny\", protocol = \"tcp\", ports = 22, cidr = \"0.0.0.0/0\" },\n  { rule = 100, action = \"allow\", protocol = \"tcp\", ports = \"1024-65535\", cidr = \"10.0.0.0/16\" },\n  { rule = 110, action = \"allow\", protocol = \"icmp\", cidr = \"10.0.0.0/16\" },\n]\noutbound = [\n  { rule = 100, action = \"allow\", protocol = \"all\", cidr = \"10.0.0.0/16\" },\n]\n",
+    );
+    for s in 1..=3 {
+        text.push_str(&format!(
+            "\n[[vpc.subnet]]\nname = \"s{s}\"\ncidr = \"10.0.{s}.0/24\"\nroute_table = \"rt\"\nnetwork_acl = \"acl\"\n"
+        ));
+        for h in 1..=100 {
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"s{s}-h{h}\"\nsubnet = \"s{s}\"\n"
+            ));
+        }
+    }
+    let (_, resolved) = Topology::from_toml(&text, "vpc-bench.toml").expect("valid VPC");
+    let rounds = 5 * scale;
+    let times = (0..rounds)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            time_tcplab(&resolved)
+        })
+        .collect();
+    println!(
+        "\nVPC: 3 subnets x 100 hosts, network ACLs and routes, tcplab only (settled: 500 ms between rounds, not timed)"
+    );
+    println!("{:<28} {:>7} {:>12}", "topology", "rounds", "tcplab");
+    println!(
+        "{:<28} {:>7} {:>9.1} ms",
+        "VPC 3 x 100 hosts",
+        rounds,
+        ms(median(times))
+    );
 }
 
 /// Build + teardown of the same labs with the rules marking packets for tracing (the
