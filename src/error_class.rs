@@ -33,11 +33,13 @@ pub enum ErrorClass {
 
 /// tcplab's own apps: their exit codes are error classes. Any other program's exit code is
 /// its own (curl's 7 is not `connection-refused`'s 11, and a user's 10 is not a timeout).
-pub const APPS: [&str; 4] = [
+pub const APPS: [&str; 6] = [
     "tcp-server",
     "tcp-client",
     "tcp-hesitant-consumer",
     "tcp-eager-producer",
+    "udp-server",
+    "udp-client",
 ];
 
 /// Whether `program` (a name or a path) is one of tcplab's own apps.

@@ -9,6 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const HEADER_LEN: usize = 4;
 /// The largest payload the 2-byte length field can describe.
 pub const MAX_PAYLOAD: usize = u16::MAX as usize;
+/// The size the sandbox pads every UDP datagram to, with zero bytes (so a datagram leaves as
+/// three IP fragments on a 1500-byte MTU).
+pub const DATAGRAM_LEN: usize = 4096;
 
 /// A message's type: the 2-byte field after the length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,21 @@ impl Message {
         Ok(frame)
     }
 
+    /// The frame as a UDP datagram: padded with zero bytes to [`DATAGRAM_LEN`]; a longer frame
+    /// goes as it is, as the sandbox sends it.
+    pub fn encode_datagram(&self) -> Result<Vec<u8>, WireError> {
+        let mut frame = self.encode()?;
+        if frame.len() < DATAGRAM_LEN {
+            frame.resize(DATAGRAM_LEN, 0);
+        }
+        Ok(frame)
+    }
+
+    /// Decodes a UDP datagram: one frame, then padding that is ignored.
+    pub fn decode_datagram(datagram: &[u8]) -> Result<Message, WireError> {
+        Message::decode(datagram).map(|(message, _)| message)
+    }
+
     /// Decodes the frame at the start of `buf`; returns the message and the bytes it used.
     pub fn decode(buf: &[u8]) -> Result<(Message, usize), WireError> {
         if buf.len() < HEADER_LEN {
@@ -199,6 +217,30 @@ mod tests {
     fn text_frame_layout() {
         let frame = Message::text("hi").encode().unwrap();
         assert_eq!(frame, [0, 2, 0, 1, b'h', b'i']);
+    }
+
+    #[test]
+    fn datagrams_are_padded_to_4096_bytes_and_the_padding_is_ignored() {
+        let d = Message::text(r#""hi""#).encode_datagram().unwrap();
+        assert_eq!(d.len(), DATAGRAM_LEN);
+        assert_eq!(&d[..8], &[0, 4, 0, 1, b'"', b'h', b'i', b'"']);
+        assert!(d[8..].iter().all(|b| *b == 0));
+        assert_eq!(
+            Message::decode_datagram(&d).unwrap(),
+            Message::text(r#""hi""#)
+        );
+        // A frame longer than the padding goes as it is.
+        let long = "x".repeat(5000);
+        assert_eq!(
+            Message::text(long.clone()).encode_datagram().unwrap().len(),
+            HEADER_LEN + 5000
+        );
+        // A datagram shorter than its header says is refused, not read past.
+        assert!(matches!(
+            Message::decode_datagram(&[0, 9, 0, 1, b'a']),
+            Err(WireError::Truncated { .. })
+        ));
+        assert!(Message::decode_datagram(&[]).is_err());
     }
 
     #[test]

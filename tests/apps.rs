@@ -371,3 +371,53 @@ fn help_has_examples() {
         );
     }
 }
+
+/// Runs `bin` with its standard output a pipe nobody reads any more.
+fn with_closed_stdout(bin: &str, args: &[&str]) -> std::process::Output {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    // Each app's first line is printed before it waits for anything: it must end at once.
+    match rx.recv_timeout(WAIT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            panic!("{bin} did not end on a closed stdout");
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_every_app_quietly() {
+    let addr = unique_loopback();
+    let cases: &[(&str, &[&str])] = &[
+        (env!("CARGO_BIN_EXE_tcp-server"), &[&addr, PORT]),
+        (env!("CARGO_BIN_EXE_tcp-client"), &[&addr, PORT]),
+        (env!("CARGO_BIN_EXE_tcp-hesitant-consumer"), &[&addr, PORT]),
+        (env!("CARGO_BIN_EXE_tcp-eager-producer"), &[&addr, PORT]),
+        (env!("CARGO_BIN_EXE_udp-server"), &[&addr, PORT]),
+        (env!("CARGO_BIN_EXE_udp-client"), &[&addr, PORT]),
+    ];
+    for (bin, args) in cases {
+        let out = with_closed_stdout(bin, args);
+        assert_eq!(
+            out.status.code(),
+            Some(tcplab::apps::CLOSED_STDOUT_EXIT_CODE),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{bin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -9,7 +9,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 pub use crate::spec::bounds::MAX_SECONDS;
 
-/// Parses a port for a listener or a target: the sandbox refuses ports below 1024.
+/// Parses the port of a TCP listener: the sandbox's servers refuse ports below 1024.
 pub fn port(s: &str) -> Result<u16, String> {
     let n: u32 = s
         .parse()
@@ -18,6 +18,19 @@ pub fn port(s: &str) -> Result<u16, String> {
         Ok(n as u16)
     } else {
         Err(format!("port {n} is outside 1024..65535"))
+    }
+}
+
+/// Parses a target's port, or a UDP server's: any port 1..65535, as the sandbox's clients and
+/// UDP server take.
+pub fn any_port(s: &str) -> Result<u16, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a port number (1..65535)"))?;
+    if (1..=65535).contains(&n) {
+        Ok(n as u16)
+    } else {
+        Err(format!("port {n} is outside 1..65535"))
     }
 }
 
@@ -107,14 +120,9 @@ impl fmt::Display for PauseRange {
 /// The name a command runs tcplab's own app by, if it does: `tcp-client` or a path ending in it.
 fn app_of(argv: &[String]) -> Option<&str> {
     let name = std::path::Path::new(argv.first()?).file_name()?.to_str()?;
-    [
-        "tcp-client",
-        "tcp-server",
-        "tcp-hesitant-consumer",
-        "tcp-eager-producer",
-    ]
-    .into_iter()
-    .find(|app| *app == name)
+    crate::error_class::APPS
+        .into_iter()
+        .find(|app| *app == name)
 }
 
 /// A command's arguments that tcplab's own app would refuse, found before the run starts:
@@ -128,6 +136,8 @@ pub fn check_command(argv: &[String]) -> Result<(), (Option<usize>, String)> {
             super::consumer::ConsumerArgs::try_parse_from(argv).map(drop)
         }
         Some("tcp-eager-producer") => super::producer::ProducerArgs::try_parse_from(argv).map(drop),
+        Some("udp-server") => super::udp_server::UdpServerArgs::try_parse_from(argv).map(drop),
+        Some("udp-client") => super::udp_client::UdpClientArgs::try_parse_from(argv).map(drop),
         _ => Ok(()),
     };
     let Err(err) = result else { return Ok(()) };
@@ -188,6 +198,55 @@ mod tests {
         assert!(port("1023").unwrap_err().contains("outside 1024..65535"));
         assert!(port("70000").is_err());
         assert!(port("http").is_err());
+        assert_eq!(any_port("1"), Ok(1));
+        assert_eq!(any_port("443"), Ok(443));
+        assert_eq!(any_port("65535"), Ok(65535));
+        assert!(any_port("0").unwrap_err().contains("outside 1..65535"));
+        assert!(any_port("65536").is_err());
+        assert!(any_port("-1").is_err());
+    }
+
+    #[test]
+    fn clients_take_any_port_and_servers_refuse_privileged_ones() {
+        // The sandbox's clients connect to any port: `tcp-client 10.0.0.58 443` is valid.
+        for app in [
+            "tcp-client",
+            "tcp-eager-producer",
+            "udp-client",
+            "udp-server",
+        ] {
+            assert_eq!(
+                check_command(&argv(&[app, "10.0.0.58", "443"])),
+                Ok(()),
+                "{app}"
+            );
+            assert_eq!(
+                check_command(&argv(&[app, "10.0.0.58", "1"])),
+                Ok(()),
+                "{app}"
+            );
+            assert!(
+                check_command(&argv(&[app, "10.0.0.58", "0"])).is_err(),
+                "{app}"
+            );
+        }
+        for app in ["tcp-server", "tcp-hesitant-consumer"] {
+            let (at, why) = check_command(&argv(&[app, "0.0.0.0", "443"])).unwrap_err();
+            assert_eq!(at, Some(2), "{app}: {why}");
+        }
+    }
+
+    #[test]
+    fn commands_of_the_udp_apps_are_checked() {
+        let ok = |a: &[&str]| check_command(&argv(a));
+        assert_eq!(
+            ok(&["udp-client", "h", "1234", "-r", "2", "--connected"]),
+            Ok(())
+        );
+        let (at, _) = ok(&["udp-client", "h", "1234", "-r", "NaN"]).unwrap_err();
+        assert_eq!(at, Some(4));
+        assert!(ok(&["udp-server", "0.0.0.0", "1234", "-x"]).is_err());
+        assert_eq!(connect_timeout(&argv(&["udp-client", "h", "1234"])), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use tokio::net::TcpStream;
 
-use super::args::{PauseRange, port, positive_seconds};
+use super::args::{PauseRange, any_port, positive_seconds};
 use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
 use crate::wire::{Message, WireError, read_message, write_message};
@@ -24,8 +24,8 @@ use crate::wire::{Message, WireError, read_message, write_message};
 pub struct ClientArgs {
     /// Server address or host name
     pub address: String,
-    /// Server port (1024..65535)
-    #[arg(value_parser = port)]
+    /// Server port (1..65535)
+    #[arg(value_parser = any_port)]
     pub port: u16,
     /// Give up connecting after this many seconds
     #[arg(short = 't', long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = 10.0)]
@@ -55,9 +55,9 @@ async fn run(args: ClientArgs) -> Result<(), AppError> {
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let read_timeout = args.read_timeout_sec.map(Duration::from_secs_f64);
-    anstream::println!("Process ID: {}", std::process::id());
+    println!("Process ID: {}", std::process::id());
     let target = resolve(&args.address, args.port).await?;
-    anstream::println!(
+    println!(
         "Connecting to {target} (connect timeout: {} s, read timeout: {})",
         fmt_secs(args.connect_timeout_sec),
         args.read_timeout_sec
@@ -65,7 +65,7 @@ async fn run(args: ClientArgs) -> Result<(), AppError> {
     );
     let mut stream = connect(target, args.connect_timeout_sec).await?;
     if let Ok(local) = stream.local_addr() {
-        anstream::println!("Connected from {local} to {target}");
+        println!("Connected from {local} to {target}");
     }
 
     for i in 1..=args.msg_count {
@@ -73,7 +73,7 @@ async fn run(args: ClientArgs) -> Result<(), AppError> {
         write_message(&mut stream, &Message::text(text.clone()))
             .await
             .map_err(|e| exchange_error(e, target, "sending", i))?;
-        anstream::println!("Message sent to server: '{text}'");
+        println!("Message sent to server: '{text}'");
         let answer = match read_timeout {
             None => read_message(&mut stream).await,
             Some(limit) => match tokio::time::timeout(limit, read_message(&mut stream)).await {
@@ -96,12 +96,12 @@ async fn run(args: ClientArgs) -> Result<(), AppError> {
                 format!("{target} closed the connection (FIN) before answering message #{i}"),
             ));
         };
-        anstream::println!("Message from server received: '{}'", answer.payload);
+        println!("Message from server received: '{}'", answer.payload);
         if i < args.msg_count {
             tokio::time::sleep(args.pause_sec.pick()).await;
         }
     }
-    anstream::println!(
+    println!(
         "All {} messages answered, closing the connection",
         args.msg_count
     );

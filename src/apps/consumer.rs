@@ -10,7 +10,7 @@ use tokio::io::AsyncBufReadExt;
 use super::args::{port, seconds};
 use super::{AppError, fmt_secs};
 use crate::error_class::ErrorClass;
-use crate::wire::read_message;
+use crate::wire::{Message, MessageType, WireError, read_message};
 
 /// `tcp-hesitant-consumer`'s command line.
 #[derive(Debug, Clone, Parser)]
@@ -38,46 +38,80 @@ pub fn main(args: ConsumerArgs) -> Result<(), AppError> {
 }
 
 async fn run(args: ConsumerArgs) -> Result<(), AppError> {
+    println!(
+        "TCP server (PID = {}) going to bind to {}:{}",
+        std::process::id(),
+        crate::escape::line(&args.address),
+        args.port
+    );
     let addr = super::client::resolve(&args.address, args.port).await?;
+    // tokio's `bind` sets SO_REUSEADDR, as the sandbox's consumer does.
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         AppError::new(
             ErrorClass::of_io_error(&e),
             format!("cannot bind {addr}: {e}"),
         )
     })?;
-    anstream::println!("Process ID: {}", std::process::id());
-    anstream::println!("Listening on {addr}");
+    println!("Listening on {addr}");
     let (mut stream, peer) = listener
         .accept()
         .await
         .map_err(|e| AppError::new(ErrorClass::of_io_error(&e), format!("accept failed: {e}")))?;
-    drop(listener);
-    anstream::println!("Client connection accepted from {peer}");
+    // The listener stays open to the end, as the sandbox's: a second client completes its
+    // handshake in the backlog and then waits, never served, instead of being refused.
+    let _listener = listener;
+    let rcvbuf = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::RcvBuf)
+        .map_or("unknown".to_string(), |n| n.to_string());
+    println!(
+        "Client connection accepted from ({}:{}), input buffer size = {rcvbuf} bytes...",
+        peer.ip(),
+        peer.port()
+    );
     match args.read_after_sec {
-        Some(s) => anstream::println!(
+        Some(s) => println!(
             "Not reading yet: press Enter to start reading (or wait {} s)",
             fmt_secs(s)
         ),
-        None => anstream::println!("Not reading yet: press Enter to start reading"),
+        None => println!("Not reading yet: press Enter to start reading"),
     }
     wait_for_go(args.read_after_sec).await;
-    anstream::println!("Reading now");
+    println!("Reading now");
     loop {
         match read_message(&mut stream).await {
-            Ok(Some(m)) => {
-                anstream::println!("Message received: {} ({} bytes)", m.kind, m.payload.len())
-            }
+            Ok(Some(m)) => match sequence_number(&m) {
+                Some(n) => println!("Message with sequence number {n} received..."),
+                None => println!("Message received: {} ({} bytes)", m.kind, m.payload.len()),
+            },
             Ok(None) => {
-                anstream::println!("EOF - client has disconnected");
+                println!("EOF - client has disconnected");
                 return Ok(());
             }
-            Err(e) => {
+            Err(WireError::Io(e)) => {
                 return Err(AppError::new(
-                    ErrorClass::ConnectionReset,
+                    ErrorClass::of_io_error(&e),
                     format!("reading from {peer} failed: {e}"),
                 ));
             }
+            Err(e) => {
+                return Err(AppError::new(
+                    ErrorClass::Other,
+                    format!("protocol error from {peer}: {e}"),
+                ));
+            }
         }
+    }
+}
+
+/// The `sequence_number` of a JSON message, as the sandbox prints it (a string without its
+/// quotes); `None` for any other message, which is told apart by its type and size instead.
+fn sequence_number(message: &Message) -> Option<String> {
+    if message.kind != MessageType::Json {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&message.payload).ok()?;
+    match value.get("sequence_number")? {
+        serde_json::Value::String(s) => Some(crate::escape::line(s).into_owned()),
+        other => Some(other.to_string()),
     }
 }
 

@@ -55,16 +55,15 @@ async fn serve(args: ServerArgs) -> Result<(), AppError> {
     let mut sigterm = watch(SignalKind::terminate())?;
     let addr = super::client::resolve(&args.address, args.port).await?;
     let listener = listen(addr, &args)?;
-    anstream::println!("Process ID: {}", std::process::id());
-    anstream::println!(
+    println!("Process ID: {}", std::process::id());
+    println!(
         "Socket options: SO_REUSEADDR={} SO_REUSEPORT={}",
-        args.reuse_address as u8,
-        args.reuse_port as u8
+        args.reuse_address as u8, args.reuse_port as u8
     );
     if args.response_delay_sec > 0.0 {
-        anstream::println!("Response delay: {} s", fmt_secs(args.response_delay_sec));
+        println!("Response delay: {} s", fmt_secs(args.response_delay_sec));
     }
-    anstream::println!("Listening on {addr}");
+    println!("Listening on {addr}");
 
     let delay = Duration::from_secs_f64(args.response_delay_sec);
     let mut workers = 0usize;
@@ -73,18 +72,18 @@ async fn serve(args: ServerArgs) -> Result<(), AppError> {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     workers += 1;
-                    anstream::println!("Client connection accepted from {peer} (Worker-{workers})");
+                    println!("Client connection accepted from {peer} (Worker-{workers})");
                     tokio::spawn(work(workers, stream, peer, delay));
                 }
                 // A connection that died in the backlog is the client's problem, not ours.
-                Err(e) => anstream::eprintln!("warning: accept failed: {e}"),
+                Err(e) => eprintln!("warning: accept failed: {e}"),
             },
             _ = sigint.recv() => {
-                anstream::println!("Interrupted, server stopped");
+                println!("Interrupted, server stopped");
                 return Ok(());
             }
             _ = sigterm.recv() => {
-                anstream::println!("Terminated, server stopped");
+                println!("Terminated, server stopped");
                 return Ok(());
             }
         }
@@ -121,7 +120,7 @@ fn listen(addr: SocketAddr, args: &ServerArgs) -> Result<TcpListener, AppError> 
 
 async fn work(n: usize, mut stream: TcpStream, peer: SocketAddr, delay: Duration) {
     let style = worker_style(n);
-    let say = |line: String| anstream::println!("{style}Worker-{n}: {line}{style:#}");
+    let say = |line: String| println!("{style}Worker-{n}: {line}{style:#}");
     loop {
         match read_message(&mut stream).await {
             Ok(None) => {

@@ -1,4 +1,4 @@
-//! tcp-eager-producer: sends large messages as fast as allowed (see [`tcplab::apps::producer`]).
+//! tcp-eager-producer: sends JSON messages of a few KB every few seconds (see [`tcplab::apps::producer`]).
 
 use std::process::ExitCode;
 

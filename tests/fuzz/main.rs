@@ -297,12 +297,12 @@ proptest! {
     /// valid has a connect timeout a `Duration` holds (the live view draws it).
     #[test]
     fn app_commands_are_judged_without_panicking(
-        app in pick(&["tcp-client", "tcp-server", "tcp-eager-producer", "tcp-hesitant-consumer"]),
+        app in pick(&["tcp-client", "tcp-server", "tcp-eager-producer", "tcp-hesitant-consumer", "udp-server", "udp-client"]),
         args in proptest::collection::vec(
             prop_oneof![
                 pick(&[
                     "10.0.0.58", "1234", "-t", "-r", "-c", "-d", "-w", "-n", "-a", "-p",
-                    "--pause-sec", "--connect-timeout-sec=2", "3.5", "0", "-5", "NaN", "inf",
+                    "--pause-sec", "--connect-timeout-sec=2", "--connected", "3.5", "0", "-5", "NaN", "inf",
                     "1e20", "86400", "86401", "2..1", "1..2", "--", "-",
                 ]),
                 any::<String>().prop_map(toml::Value::String),
@@ -328,5 +328,24 @@ proptest! {
                 "{:?} for {:?}", t, argv
             );
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1_000))]
+
+    /// Any text the UDP apps send is ASCII JSON that reads back as the very text (Python's
+    /// `json.loads` reads the same escapes), and any datagram is decoded or refused without
+    /// panicking.
+    #[test]
+    fn udp_text_and_datagrams_survive_anything(text in any::<String>(), datagram in proptest::collection::vec(any::<u8>(), 0..5000)) {
+        let json = tcplab::apps::pyjson::dumps(&text);
+        prop_assert!(json.is_ascii(), "{}", json);
+        prop_assert_eq!(serde_json::from_str::<String>(&json).ok(), Some(text.clone()));
+        if let Ok(d) = tcplab::wire::Message::text(json.clone()).encode_datagram() {
+            prop_assert!(d.len() >= tcplab::wire::DATAGRAM_LEN);
+            prop_assert_eq!(tcplab::wire::Message::decode_datagram(&d).ok().map(|m| m.payload), Some(json));
+        }
+        let _ = tcplab::wire::Message::decode_datagram(&datagram);
     }
 }
