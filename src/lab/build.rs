@@ -22,7 +22,7 @@ const BRIDGE_INDEX: u32 = 2;
 const ETH0_INDEX: u32 = 2;
 const FIRST_PORT_INDEX: u32 = 10;
 
-fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
+pub(super) fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
     move |source| LabError::Netlink {
         what,
         source: Box::new(source),
@@ -322,7 +322,7 @@ pub(super) fn hosts_text(resolved: &Resolved) -> String {
     text
 }
 
-fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {
+pub(super) fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {
     state.netlink().map_err(|source| LabError::Io {
         what: format!("open {whose}'s netlink socket"),
         source,
@@ -358,9 +358,10 @@ fn set_up(state: &mut WorkerState, host: &str, index: u32, link: &str) -> Result
 /// For each host, a veth on the bridge whose peer is created directly in the host's
 /// namespace as `eth0` (moving it afterwards costs tens of milliseconds per link).
 fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd, u32)]) -> Result<(), LabError> {
-    let handle = netlink(state, "the fabric")?;
-    state.runtime.block_on(async {
-        try_join_all(ports.iter().enumerate().map(|(i, (name, fd, bridge))| {
+    let links = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (name, fd, bridge))| {
             let peer = LinkMessageBuilder::<LinkUnspec>::new()
                 .name("eth0".to_string())
                 .index(ETH0_INDEX)
@@ -376,8 +377,24 @@ fn add_ports(state: &mut WorkerState, ports: &[(String, RawFd, u32)]) -> Result<
                 .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .up()
                 .build();
+            (
+                message,
+                format!("create the link between the bridge and host {name}"),
+            )
+        })
+        .collect();
+    add_links(state, links)
+}
+
+/// Creates links in the fabric, all requests in flight at once.
+pub(super) fn add_links(
+    state: &mut WorkerState,
+    links: Vec<(rtnetlink::packet_route::link::LinkMessage, String)>,
+) -> Result<(), LabError> {
+    let handle = netlink(state, "the fabric")?;
+    state.runtime.block_on(async {
+        try_join_all(links.into_iter().map(|(message, what)| {
             let handle = handle.clone();
-            let what = format!("create the link between {BRIDGE} and host {name}");
             async move {
                 handle
                     .link()

@@ -13,6 +13,7 @@ use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::LabError;
+use super::build::{netlink, netlink_error};
 use crate::netns::WorkerState;
 use crate::spec::{BRIDGE, ResolvedVpc, RouteTarget};
 
@@ -52,20 +53,6 @@ pub(super) fn router_port_index(i: usize) -> u32 {
     ROUTER_PORT_INDEX_BASE + i as u32
 }
 
-fn netlink(state: &mut WorkerState, whose: &str) -> Result<rtnetlink::Handle, LabError> {
-    state.netlink().map_err(|source| LabError::Io {
-        what: format!("open {whose}'s netlink socket"),
-        source,
-    })
-}
-
-fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
-    move |source| LabError::Netlink {
-        what,
-        source: Box::new(source),
-    }
-}
-
 /// The bridges of subnets 1.. in the fabric, configured as the first one.
 pub(super) fn create_bridges(state: &mut WorkerState, subnets: usize) -> Result<(), LabError> {
     let handle = netlink(state, "the fabric")?;
@@ -102,16 +89,17 @@ pub(super) fn add_router_ports(
     router: RawFd,
     first_bridge: u32,
 ) -> Result<(), LabError> {
-    let handle = netlink(state, "the fabric")?;
-    state.runtime.block_on(async {
-        try_join_all(vpc.subnets.iter().enumerate().map(|(i, s)| {
+    let links = vpc
+        .subnets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
             let peer = LinkMessageBuilder::<LinkUnspec>::new()
                 .name(s.name.clone())
                 .index(ROUTER_IF_INDEX_BASE + i as u32)
                 .setns_by_fd(router)
                 .build();
-            let port = router_port_name(i);
-            let message = LinkVeth::new(&port, &s.name)
+            let message = LinkVeth::new(&router_port_name(i), &s.name)
                 .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
                 .index(router_port_index(i))
                 .controller(bridge_index(i, first_bridge))
@@ -119,20 +107,10 @@ pub(super) fn add_router_ports(
                 .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                 .up()
                 .build();
-            let handle = handle.clone();
-            let what = format!("link the VPC router to subnet {}", s.name);
-            async move {
-                handle
-                    .link()
-                    .add(message)
-                    .execute()
-                    .await
-                    .map_err(netlink_error(what))
-            }
-        }))
-        .await?;
-        Ok(())
-    })
+            (message, format!("link the VPC router to subnet {}", s.name))
+        })
+        .collect();
+    super::build::add_links(state, links)
 }
 
 /// The router's interfaces up with their addresses, and a routing table per subnet.
