@@ -401,6 +401,23 @@ pub fn evaluate_after(
             servers: Vec::new(),
         }
     }));
+    // Like a capture's drops, lost trace events leave the run's evidence incomplete.
+    if evidence.attribution.traced {
+        let lost = &evidence.attribution.lost;
+        let saw = if lost.is_empty() {
+            "no event lost".to_string()
+        } else {
+            format!("events lost in {}", lost.join(", "))
+        };
+        let (held, detail) = words::judged(lost.is_empty(), "no event lost", saw);
+        checks.push(Check {
+            expectation: "the rules' trace lost no event".into(),
+            held,
+            detail,
+            at: None,
+            servers: Vec::new(),
+        });
+    }
     checks.extend(
         expectations
             .iter()
