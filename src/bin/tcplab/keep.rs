@@ -109,8 +109,13 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
             h.name, h.address, h.netns
         );
     }
+    let bridges = if kept.router.is_some() {
+        "the subnets' bridges, br0, br_1..."
+    } else {
+        "the bridge, br0"
+    };
     println!(
-        "  {:<12} {:<15} ip netns exec {} (the bridge, br0, and the security groups)",
+        "  {:<12} {:<15} ip netns exec {} ({bridges}, and the security groups)",
         "fabric", "", kept.fabric.netns
     );
     if let Some(r) = &kept.router {
