@@ -188,3 +188,88 @@ pub(crate) fn fabric_rules(r: &Resolved) -> Vec<Rule> {
         .map(|n| Rule::new(vec![Match::DestinationNet(n)], Verdict::Drop).from(Origin::NoBroadcast))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Topology;
+
+    const VPC: &str = include_str!("../../fixtures/topologies/vpc.toml");
+    const PLAIN: Build = Build {
+        revision: 0,
+        trace: false,
+    };
+
+    fn rules_of(tables: &[Table], chain: &str) -> Vec<String> {
+        tables[0]
+            .chains
+            .iter()
+            .find(|c| c.name == chain)
+            .unwrap_or_else(|| panic!("no chain {chain}"))
+            .rules
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.comment = None;
+                r.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn acl_entries_in_order_then_the_final_deny() {
+        let (_, r) = Topology::from_toml(VPC, "vpc.toml").unwrap();
+        let tables = router_tables(&r, PLAIN);
+        assert_eq!(
+            rules_of(&tables, "acl-out-public"),
+            [
+                "ip daddr 10.0.0.0/16 meta l4proto tcp tcp dport 1024-65535 return",
+                "ip daddr 10.0.0.0/16 meta l4proto icmp return",
+                "drop",
+            ]
+        );
+        // The private subnet keeps AWS's default ACL: no chain of its own.
+        assert!(!tables[0].chains.iter().any(|c| c.name == "acl-in-private"));
+    }
+
+    #[test]
+    fn routes_most_specific_first_and_no_route_drops() {
+        let (_, r) = Topology::from_toml(VPC, "vpc.toml").unwrap();
+        let tables = router_tables(&r, PLAIN);
+        let rules = rules_of(&tables, "route-private");
+        assert_eq!(rules.last().map(String::as_str), Some("drop"));
+        let blackhole = rules
+            .iter()
+            .position(|r| r == "ip daddr 172.16.0.0/16 drop")
+            .expect("the blackhole route drops");
+        let unreachable = rules
+            .iter()
+            .position(|r| r == "ip daddr 172.20.0.0/16 return")
+            .expect("an unreachable route goes on to the kernel, which answers");
+        assert!(blackhole < rules.len() - 1 && unreachable < rules.len() - 1);
+    }
+
+    #[test]
+    fn broadcast_dropped_unless_the_vpc_allows_it() {
+        let (_, r) = Topology::from_toml(VPC, "vpc.toml").unwrap();
+        let dropped: Vec<String> = fabric_rules(&r).iter().map(|r| r.to_string()).collect();
+        assert!(
+            dropped
+                .iter()
+                .any(|r| r.starts_with("ip daddr 10.0.2.255 drop")),
+            "{dropped:?}"
+        );
+        assert!(
+            dropped
+                .iter()
+                .any(|r| r.starts_with("ip daddr 224.0.0.0/4 drop")),
+            "{dropped:?}"
+        );
+        let text = VPC.replace(
+            "cidr = \"10.0.0.0/16\"\n",
+            "cidr = \"10.0.0.0/16\"\nbroadcast = true\n",
+        );
+        let (_, r) = Topology::from_toml(&text, "t.toml").unwrap();
+        assert!(fabric_rules(&r).is_empty());
+    }
+}
