@@ -5,7 +5,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), tcplab::import::ImportError> {
-//! let imported = tcplab::import::aws::import(&["fixtures/aws".as_ref()], None)?;
+//! let imported = tcplab::import::aws::import(&["fixtures/aws"], None)?;
 //! let text = imported.to_toml()?;
 //! let (_, resolved) = tcplab::Topology::from_toml(&text, "imported.toml").unwrap();
 //! assert_eq!(resolved.hosts.len(), 3);
@@ -143,6 +143,10 @@ impl Imported {
             // With a [vpc], the top-level subnet is not used; the serialiser writes the default
             // anyway, and no firewall rules are imported.
             if top_level && (line.starts_with("subnet = ") || line == "firewall = []") {
+                continue;
+            }
+            // The header's blank line already parts it from the items.
+            if line.is_empty() && out.ends_with("\n\n") {
                 continue;
             }
             let kinds: [(&str, &[String]); 6] = [
