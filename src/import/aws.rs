@@ -791,6 +791,7 @@ impl Mapper {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut terminated = Vec::new();
+        let mut stopped = Vec::new();
         for (file, i) in std::mem::take(&mut self.input.instances) {
             let id = i.instance_id.clone();
             if id.is_empty() {
@@ -815,6 +816,10 @@ impl Mapper {
             if matches!(state, "terminated" | "shutting-down") {
                 terminated.push(format!("{id} ({state})"));
                 continue;
+            }
+            // Still in the VPC with its address and groups, so imported; a lab runs it.
+            if matches!(state, "stopped" | "stopping") {
+                stopped.push(format!("{id} ({state})"));
             }
             let Some((subnet, cidr)) = i
                 .subnet_id
@@ -901,6 +906,12 @@ impl Mapper {
                 security_groups: host_groups,
                 subnet: Some(subnet),
             });
+        }
+        if !stopped.is_empty() {
+            self.notes.push(format!(
+                "Imported as running hosts, though stopped in AWS: {}.",
+                stopped.join(", ")
+            ));
         }
         if !terminated.is_empty() {
             self.notes.push(format!(

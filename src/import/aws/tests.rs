@@ -156,6 +156,13 @@ fn instances_become_hosts_with_addresses_subnets_and_groups() {
         "{:?}",
         i.notes
     );
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.contains("stopped in AWS: i-0c3c3c3c3c3c3c3c3 (stopped)")),
+        "{:?}",
+        i.notes
+    );
     assert!(has_gap(
         &i,
         &["i-0a1a1a1a1a1a1a1a1", "public address 203.0.113.10"]
