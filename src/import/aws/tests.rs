@@ -834,7 +834,9 @@ fn bad_addresses_and_cidrs_are_refused_with_the_resource() {
     });
     let e = err(&files);
     assert!(
-        e.starts_with("the imported topology is not one tcplab can build: host[0].address: 10.0.1.1 is the VPC router's address"),
+        e.starts_with(
+            "the imported topology is not one tcplab can build: host[0].address: 10.0.1.1 is reserved by AWS"
+        ),
         "{e}"
     );
     // A VPC whose CIDR holds none of the subnets: nothing to import.
