@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::spec::{AclAction, Protocol, RouteTarget};
+use ipnet::Ipv4Net;
+
+use crate::spec::{AclAction, Protocol, Route, RouteTarget, SecurityGroup, SgRule};
 
 const FIXTURES: [(&str, &str); 6] = [
     ("vpcs.json", include_str!("../../../fixtures/aws/vpcs.json")),
