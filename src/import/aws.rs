@@ -370,7 +370,7 @@ impl Mapper {
         self.vpc_cidrs();
         let mut other_vpcs = 0usize;
         let subnets = self.map_subnets(&mut other_vpcs)?;
-        let groups_in = self.take_groups(&mut other_vpcs);
+        let groups_in = self.take_groups(&mut other_vpcs)?;
         let hosts = self.map_instances(&mut other_vpcs)?;
         let groups = self.map_groups(groups_in)?;
         let (acls, acl_of) = self.map_acls(&mut other_vpcs)?;
@@ -521,7 +521,10 @@ impl Mapper {
     }
 
     /// The VPC's security groups, named (group references need every name before any rule).
-    fn take_groups(&mut self, other_vpcs: &mut usize) -> Vec<(usize, AwsGroup, String)> {
+    fn take_groups(
+        &mut self,
+        other_vpcs: &mut usize,
+    ) -> Result<Vec<(usize, AwsGroup, String)>, ImportError> {
         let mut names = Names::default();
         let mut out = Vec::new();
         let mut seen = HashSet::new();
@@ -529,6 +532,9 @@ impl Mapper {
             if g.vpc_id != self.vpc.vpc_id {
                 *other_vpcs += 1;
                 continue;
+            }
+            if g.group_id.is_empty() {
+                return Err(self.invalid(file, "a security group without a GroupId".into()));
             }
             if !seen.insert(g.group_id.clone()) {
                 continue;
@@ -538,7 +544,7 @@ impl Mapper {
             self.groups.insert(g.group_id.clone(), name.clone());
             out.push((file, g, name));
         }
-        out
+        Ok(out)
     }
 
     /// The VPC's instances but terminated ones, in imported subnets, as hosts.

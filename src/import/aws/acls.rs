@@ -25,6 +25,9 @@ impl Mapper {
                 *other_vpcs += 1;
                 continue;
             }
+            if a.network_acl_id.is_empty() {
+                return Err(self.invalid(file, "a network ACL without a NetworkAclId".into()));
+            }
             if !seen.insert(a.network_acl_id.clone()) {
                 continue;
             }

@@ -26,6 +26,9 @@ impl Mapper {
                 *other_vpcs += 1;
                 continue;
             }
+            if t.route_table_id.is_empty() {
+                return Err(self.invalid(file, "a route table without a RouteTableId".into()));
+            }
             if !seen.insert(t.route_table_id.clone()) {
                 continue;
             }

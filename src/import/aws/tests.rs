@@ -848,6 +848,50 @@ fn bad_addresses_and_cidrs_are_refused_with_the_resource() {
 }
 
 #[test]
+fn resources_without_their_id_are_refused() {
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "Subnets",
+            "SubnetId",
+            "subnets.json: a subnet without a SubnetId",
+        ),
+        (
+            "SecurityGroups",
+            "GroupId",
+            "security-groups.json: a security group without a GroupId",
+        ),
+        (
+            "NetworkAcls",
+            "NetworkAclId",
+            "network-acls.json: a network ACL without a NetworkAclId",
+        ),
+        (
+            "RouteTables",
+            "RouteTableId",
+            "route-tables.json: a route table without a RouteTableId",
+        ),
+        ("Vpcs", "VpcId", "vpcs.json: a VPC without a VpcId"),
+    ];
+    for (key, id, said) in cases {
+        let files = with(key, |v| {
+            v[key][0].as_object_mut().unwrap().remove(id);
+        });
+        let e = err(&files);
+        assert!(e.contains(said), "{key}: {e}");
+    }
+    let files = with("Reservations", |v| {
+        v["Reservations"][0]["Instances"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("InstanceId");
+    });
+    assert_eq!(
+        err(&files),
+        "instances.json: an instance without an InstanceId"
+    );
+}
+
+#[test]
 fn missing_commands_and_foreign_files_are_named() {
     let mut files = fixture();
     files.retain(|(n, _)| n != "network-acls.json" && n != "vpcs.json");
