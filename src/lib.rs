@@ -137,6 +137,7 @@ pub mod error_class;
 pub mod escape;
 pub mod expect;
 pub mod firewall;
+pub mod import;
 pub mod lab;
 pub mod netns;
 pub mod output;

@@ -4,6 +4,7 @@
 //! that open folder with `O_CREAT | O_EXCL | O_NOFOLLOW`: a symlink or a file planted in the
 //! folder by someone else makes the creation fail, so tcplab never writes through a link and
 //! never overwrites a file it did not create. Folders tcplab makes are 0700, files 0600.
+//! [`write_file`] writes one file at a path the user gave, with the same care.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -202,9 +203,98 @@ impl OutDir {
     }
 }
 
+/// Writes `contents` to the file `path` (0600). A new file is created with `O_EXCL`, so that
+/// nothing there, not even a dangling symlink, is written over; with `replace`, an existing
+/// file is replaced whole by renaming a new one over it, so a symlink there is replaced, never
+/// written through, and a reader never sees half a file.
+pub fn write_file(path: &Path, contents: &[u8], replace: bool) -> Result<(), OutputError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file_error = |source| OutputError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !replace {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => OutputError::Exists {
+                    path: path.to_path_buf(),
+                },
+                _ => file_error(e),
+            })?;
+        return file.write_all(contents).map_err(file_error);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(OutputError::File {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder"),
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Created 0600 with O_EXCL in the same folder, so the rename is atomic.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tcplab-")
+        .tempfile_in(dir)
+        .map_err(file_error)?;
+    temp.write_all(contents).map_err(file_error)?;
+    temp.persist(path).map_err(|e| file_error(e.error))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_file_never_overwrites_unless_asked_and_never_through_a_link() {
+        let base = tempfile::tempdir().unwrap();
+        let file = base.path().join("t.toml");
+        write_file(&file, b"one", false).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"one");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let err = write_file(&file, b"two", false).unwrap_err();
+        assert!(matches!(err, OutputError::Exists { .. }), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"one");
+        write_file(&file, b"two", true).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        // A link to someone's file: refused, or replaced itself with --force.
+        let victim = base.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = base.path().join("link.toml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(write_file(&link, b"x", false).is_err());
+        let dangling = base.path().join("dangling.toml");
+        std::os::unix::fs::symlink(base.path().join("nowhere"), &dangling).unwrap();
+        assert!(write_file(&dangling, b"x", false).is_err());
+        assert!(!base.path().join("nowhere").exists());
+        write_file(&link, b"x", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read(&link).unwrap(), b"x");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        // A folder is never replaced.
+        assert!(write_file(base.path(), b"x", true).is_err());
+        assert!(base.path().is_dir());
+        let leftovers = std::fs::read_dir(base.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".tcplab-")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

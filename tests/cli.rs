@@ -305,3 +305,129 @@ fn a_pipe_closed_early_ends_tcplab_quietly() {
     );
     assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
 }
+
+#[test]
+fn import_aws_writes_a_topology_that_loads_and_lists_what_is_not_modelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vpc.toml");
+    let aws = fixture("aws");
+    let args = [
+        "import",
+        "aws",
+        aws.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = tcplab(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    assert_eq!(o.stdout().count(), 0, "{}", o.transcript());
+    assert!(
+        o.stderr().any(|l| l.starts_with(
+            "imported 2 subnets, 3 hosts, 4 security groups, 2 route tables, 2 network ACLs from AWS VPC vpc-0a1b2c3d4e5f60718"
+        )),
+        "{}",
+        o.transcript()
+    );
+    assert!(
+        o.stderr()
+            .any(|l| l.contains("igw-0c0ffee0c0ffee0c0") && l.contains("stand-in `unreachable`")),
+        "{}",
+        o.transcript()
+    );
+    assert!(
+        o.stderr()
+            .any(|l| l.contains("i-0d4d4d4d4d4d4d4d4 (terminated)"))
+    );
+    let (topo, resolved) = tcplab::Topology::from_file(&out).unwrap();
+    assert_eq!(resolved.hosts.len(), 3);
+    assert_eq!(topo.vpc.unwrap().subnets.len(), 2);
+    let written = std::fs::read_to_string(&out).unwrap();
+
+    // Never over an existing file, unless asked.
+    let o = tcplab(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", o.transcript());
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("already exists: give another file, or --force"),
+        "{line}"
+    );
+    std::fs::write(&out, "old").unwrap();
+    let o = tcplab(&[&args[..], &["--force"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+
+    // The files one by one, to standard output: the same topology.
+    let files: Vec<String> = std::fs::read_dir(&aws)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["import", "aws"];
+    args.extend(files.iter().map(String::as_str));
+    let o = tcplab(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", o.transcript());
+    let stdout: String = o.stdout().map(|l| format!("{l}\n")).collect();
+    assert_eq!(stdout, written);
+}
+
+#[test]
+fn import_aws_refuses_bad_input_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let aws = fixture("aws");
+    // A truncated file among good ones.
+    for f in std::fs::read_dir(&aws).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let acls = dir.path().join("network-acls.json");
+    let text = std::fs::read_to_string(&acls).unwrap();
+    std::fs::write(&acls, &text[..text.len() / 3]).unwrap();
+    let o = tcplab(&["import", "aws", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.transcript());
+    assert_eq!(o.stdout().count(), 0, "{}", o.transcript());
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("network-acls.json:") && line.contains("EOF while parsing"),
+        "{line}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["import", "aws", "/dev/zero"],
+            "not a regular file or a folder",
+        ),
+        (
+            &["import", "aws", empty.path().to_str().unwrap()],
+            "no .json file in the folder",
+        ),
+        (
+            &["import", "aws", "/nonexistent.json"],
+            "cannot read /nonexistent.json",
+        ),
+        (
+            &["import", "aws", aws.to_str().unwrap(), "--vpc", "vpc-nope"],
+            "no VPC `vpc-nope`",
+        ),
+    ];
+    for (args, said) in cases {
+        let o = tcplab(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", o.transcript());
+        let line = one_error_line(&o);
+        assert!(line.contains(said), "{args:?}: {line}");
+    }
+    // Usage: no path; --force without -o.
+    for args in [
+        &["import", "aws"][..],
+        &["import", "aws", aws.to_str().unwrap(), "--force"],
+    ] {
+        let o = tcplab(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", o.transcript());
+        assert_eq!(o.stderr().count(), 1, "{}", o.transcript());
+    }
+    let o = tcplab(&["import", "aws", "--help"]);
+    assert!(
+        o.stdout().any(|l| l.starts_with("Example")),
+        "{}",
+        o.transcript()
+    );
+}

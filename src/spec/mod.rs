@@ -111,6 +111,8 @@ impl Topology {
 
 /// Building blocks for other files' validation (scenarios).
 pub(crate) mod resolve_helpers {
+    #[cfg(test)]
+    pub(crate) use super::resolve::check_name;
     pub(crate) use super::resolve::{at, invalid};
 }
 

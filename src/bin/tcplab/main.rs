@@ -19,6 +19,7 @@ macro_rules! print {
 
 mod catalog;
 mod check;
+mod import;
 mod keep;
 mod pins;
 mod record;
@@ -182,6 +183,34 @@ enum Command {
     /// List the catalog of scenarios with their descriptions
     #[command(after_help = "Example:\n  tcplab scenarios")]
     Scenarios,
+    /// Write a topology file from a cloud's description of a network
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// A VPC, from what `aws ec2 describe-vpcs`, `describe-subnets`, `describe-security-groups`,
+    /// `describe-network-acls`, `describe-route-tables` and `describe-instances` print
+    #[command(
+        after_help = "Examples:\n  for c in vpcs subnets security-groups network-acls route-tables instances; do\n    aws ec2 describe-$c --filters Name=vpc-id,Values=vpc-0123 > aws/$c.json\n  done\n  tcplab import aws aws/ -o vpc.toml\n  tcplab import aws aws/*.json --vpc vpc-0123 > vpc.toml\n\nEach file is recognised by its top-level key (Vpcs, Subnets, SecurityGroups, NetworkAcls, RouteTables, Reservations); a folder's .json files are read. What tcplab cannot model (IPv6, prefix lists, gateways, peering...) is left out or mapped to a stand-in, and listed on stderr and at the top of the file."
+    )]
+    Aws {
+        /// JSON files the AWS CLI printed, or folders of them
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// The VPC to import, when the files describe several
+        #[arg(long, value_name = "ID")]
+        vpc: Option<String>,
+        /// Write the topology to FILE instead of standard output (never over an existing file)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
 }
 
 /// Runs the command line and returns the process's exit code.
@@ -208,6 +237,15 @@ fn main() -> ExitCode {
         Command::Down { name, all } => keep::down(name.as_deref(), all),
         Command::Check => check::check(),
         Command::Scenarios => catalog::list(),
+        Command::Import {
+            source:
+                ImportSource::Aws {
+                    paths,
+                    vpc,
+                    output,
+                    force,
+                },
+        } => import::aws(&paths, vpc.as_deref(), output.as_deref(), force),
     };
     match result {
         Ok(code) => ExitCode::from(code),
