@@ -157,7 +157,7 @@ pub(super) fn configure_router(state: &mut WorkerState, vpc: &ResolvedVpc) -> Re
         }
         for (i, s) in vpc.subnets.iter().enumerate() {
             let table = TABLE_BASE + i as u32;
-            let what = |w: String| format!("route table of subnet {}: {w}", s.name);
+            let what = |w: String| format!("add to the route table of subnet {}: {w}", s.name);
             // The implicit `local` route: every subnet of the VPC.
             for (j, other) in vpc.subnets.iter().enumerate() {
                 let route = RouteMessageBuilder::<Ipv4Addr>::new()
@@ -199,18 +199,21 @@ pub(super) fn configure_router(state: &mut WorkerState, vpc: &ResolvedVpc) -> Re
                         r.destination, r.target
                     ))))?;
             }
-            // What no route covers is dropped, silently.
-            let rest = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
-                .table_id(table)
-                .kind(RouteType::BlackHole)
-                .build();
-            handle
-                .route()
-                .add(rest)
-                .execute()
-                .await
-                .map_err(netlink_error(what("the final blackhole".into())))?;
+            // What no route covers is dropped, silently (a table with a default route of
+            // its own covers everything already).
+            if !s.routes.iter().any(|r| r.destination.prefix_len() == 0) {
+                let rest = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
+                    .table_id(table)
+                    .kind(RouteType::BlackHole)
+                    .build();
+                handle
+                    .route()
+                    .add(rest)
+                    .execute()
+                    .await
+                    .map_err(netlink_error(what("the final blackhole".into())))?;
+            }
             handle
                 .rule()
                 .add()
