@@ -22,7 +22,7 @@ pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use source::SourceLine;
 pub use want::{
-    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, no_answer,
+    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, hops, no_answer,
     no_flow, no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
 };
 pub(crate) use want::{FlowWant, Want};
@@ -170,6 +170,18 @@ pub enum Expectation {
         /// The security group, firewall rule or host firewall.
         by: RuleName,
     },
+    /// The client's packets of a connection to `server` crossed `hops` routers between the
+    /// captures of `from` and `to`: each router takes one off their TTL.
+    Hops {
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// The capture nearer the client.
+        from: String,
+        /// The capture nearer the server.
+        to: String,
+        /// Routers crossed.
+        hops: u8,
+    },
     /// Packets to `server` (from `from`) were let through by a rule `by` names: a security
     /// group's, or `established` (the groups' connection tracking).
     AllowedBy {
@@ -256,6 +268,18 @@ impl fmt::Display for Expectation {
             Expectation::AllowedBy { server, from, by } => {
                 let from = from.map(|a| format!(" from {a}")).unwrap_or_default();
                 write!(f, "packets to {server}{from} let through by {by}")
+            }
+            Expectation::Hops {
+                server,
+                from,
+                to,
+                hops,
+            } => {
+                let routers = if *hops == 1 { "router" } else { "routers" };
+                write!(
+                    f,
+                    "packets to {server} crossed {hops} {routers} between {from} and {to}"
+                )
             }
         }
     }
@@ -428,6 +452,49 @@ pub fn evaluate_after(
     Verdict { checks, report }
 }
 
+/// The TTL of the client's first packet of a connection to `server`, on both captures.
+fn hops_between(from: &Trace, to: &Trace, server: SocketAddrV4, hops: u8) -> (bool, String) {
+    let first_ttl = |t: &Trace, key: crate::trace::FlowKey| {
+        t.flow(key).and_then(|f| {
+            f.packets.iter().find_map(|&i| match &t.packets[i].kind {
+                Kind::Tcp(p) if p.src == key.client => t.packets[i].ttl,
+                _ => None,
+            })
+        })
+    };
+    let seen = from.flows_to(server).find_map(|f| {
+        let near = first_ttl(from, f.key)?;
+        let far = first_ttl(to, f.key)?;
+        Some((near, far))
+    });
+    let expected = format!(
+        "the client's TTL {} lower on {} than on {}",
+        hops, to.host, from.host
+    );
+    match seen {
+        Some((near, far)) => {
+            let crossed = near.saturating_sub(far);
+            words::judged(
+                near >= far && crossed == hops,
+                expected,
+                format!(
+                    "TTL {near} on {} and {far} on {}: {} crossed",
+                    from.host,
+                    to.host,
+                    words::count(usize::from(crossed), "router")
+                ),
+            )
+        }
+        None => (
+            false,
+            format!(
+                "expected {expected}, saw no connection to {server} on both {} and {}",
+                from.host, to.host
+            ),
+        ),
+    }
+}
+
 fn trace<'a>(evidence: &'a Evidence, host: &str) -> Result<&'a Trace, String> {
     evidence
         .traces
@@ -476,7 +543,8 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::Answer { server, .. }
         | Expectation::ZeroWindow { server, .. }
         | Expectation::DroppedBy { server, .. }
-        | Expectation::AllowedBy { server, .. } => vec![*server],
+        | Expectation::AllowedBy { server, .. }
+        | Expectation::Hops { server, .. } => vec![*server],
         Expectation::NoIpPackets { .. }
         | Expectation::Class { .. }
         | Expectation::Exit { .. }
@@ -586,6 +654,12 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
         Expectation::UnansweredArp { host, target } => unanswered_arp(trace(ev, host)?, *target),
         Expectation::DroppedBy { server, from, by } => dropped::dropped_by(ev, *server, *from, by),
         Expectation::AllowedBy { server, from, by } => dropped::allowed_by(ev, *server, *from, by),
+        Expectation::Hops {
+            server,
+            from,
+            to,
+            hops,
+        } => hops_between(trace(ev, from)?, trace(ev, to)?, *server, *hops),
         Expectation::Took {
             program,
             expected,

@@ -67,6 +67,12 @@ pub(crate) enum Want {
         from: Option<String>,
         allowed: bool,
     },
+    Hops {
+        target: String,
+        from: String,
+        to: String,
+        hops: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +126,19 @@ impl From<Expectation> for Expect {
     fn from(e: Expectation) -> Expect {
         Expect(Want::Ready(e), None)
     }
+}
+
+/// The client's packets of a connection to `target` crossed `hops` routers between the
+/// captures of `from` (near the client) and `to` (near the server): each router takes one off
+/// their TTL. `hops("server:1234", "client-1", "server", 1)` across a VPC's subnets.
+#[track_caller]
+pub fn hops(target: &str, from: &str, to: &str, hops: u8) -> Expect {
+    Expect::new(Want::Hops {
+        target: target.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+        hops,
+    })
 }
 
 /// The program exited with `code` (any program: curl's 28, your own tool's 3).

@@ -766,6 +766,30 @@ fn check_expectations(
                     hosts: hs.clone(),
                 }
             }
+            ExpectSpec::Hops {
+                server: s,
+                hosts: hs,
+                hops,
+            } => {
+                let [from, to] = hs.as_slice() else {
+                    return Err(invalid(
+                        path.key("hosts"),
+                        format!(
+                            "give two captures, the one nearer the client first: saw {}",
+                            hs.len()
+                        ),
+                    ));
+                };
+                for h in hs {
+                    host(path.key("hosts"), h)?;
+                }
+                Expectation::Hops {
+                    server: srv(s)?,
+                    from: from.clone(),
+                    to: to.clone(),
+                    hops: byte(path.key("hops"), *hops, "a number of routers")?,
+                }
+            }
             ExpectSpec::ZeroWindow { host: h, server: s } => Expectation::ZeroWindow {
                 host: host_of(h)?,
                 server: srv(s)?,

@@ -287,6 +287,16 @@ pub enum ExpectSpec {
         /// The captures it must be seen on, all in one connection.
         hosts: Vec<String>,
     },
+    /// The client's packets to `server` crossed `hops` routers between the captures of
+    /// `hosts[0]` (near the client) and `hosts[1]` (near the server): the TTL tells.
+    Hops {
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
+        server: String,
+        /// Two captures: the one nearer the client, then the one nearer the server.
+        hosts: Vec<String>,
+        /// Routers crossed, 0 to 255 (read wide, as `count` is).
+        hops: i64,
+    },
     /// `server` advertised a zero window and the client kept probing it, on `host`'s capture.
     ZeroWindow {
         /// Whose capture: a host, or `fabric:HOST` for its bridge port.

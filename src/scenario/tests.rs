@@ -270,3 +270,41 @@ fn catalog_expectations_point_at_their_expect_lines() {
         );
     }
 }
+
+#[test]
+fn hops_need_two_captures_and_a_small_count() {
+    let one = format!(
+        "{HEAD}[[expect]]\nkind = \"hops\"\nserver = \"server:1234\"\nhosts = [\"client-1\"]\nhops = 1\n"
+    );
+    let e = error_of(&one);
+    assert!(
+        e.contains("s.toml:") && e.contains("give two captures"),
+        "{e}"
+    );
+    let many = format!(
+        "{HEAD}[[expect]]\nkind = \"hops\"\nserver = \"server:1234\"\nhosts = [\"client-1\", \"server\"]\nhops = 300\n"
+    );
+    let e = error_of(&many);
+    assert!(e.contains("300 is not a number of routers"), "{e}");
+}
+
+#[test]
+fn dropped_by_names_are_checked_against_the_topology() {
+    let text = |by: &str| {
+        format!(
+            "{HEAD}[[expect]]\nkind = \"dropped-by\"\nserver = \"server:1234\"\nby = \"{by}\"\n"
+        )
+    };
+    for (by, want) in [
+        ("security-group:nope", "no security group named `nope`"),
+        ("firewall:3", "at most 0 firewall rule(s)"),
+        ("firewall:nope", "no host named `nope`"),
+        ("network-acl:x", "no network ACL named `x`"),
+        ("route-table:x", "no route table or subnet named `x`"),
+        ("sg:x", "should be `security-group:NAME`"),
+    ] {
+        let e = error_of(&text(by));
+        assert!(e.contains(want), "{by}: {e}");
+        assert!(e.starts_with("s.toml:"), "{e}");
+    }
+}

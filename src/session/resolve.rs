@@ -27,6 +27,9 @@ fn describe(w: &Want) -> String {
         }
         Want::Flow { host, target, .. } => format!("{host}: connection to {target}"),
         Want::Payload { text, target, .. } => format!("\"{text}\" in a connection to {target}"),
+        Want::Hops {
+            target, from, to, ..
+        } => format!("packets to {target} between {from} and {to}"),
         Want::DroppedBy {
             target,
             by,
@@ -47,6 +50,17 @@ fn resolve_want(
 ) -> Result<Expectation, String> {
     Ok(match w {
         Want::Ready(e) => e,
+        Want::Hops {
+            target,
+            from,
+            to,
+            hops,
+        } => Expectation::Hops {
+            server: address(lab, &target)?,
+            from,
+            to,
+            hops,
+        },
         Want::DroppedBy {
             target,
             by,

@@ -116,6 +116,14 @@ pub const IPPROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
+/// The TTL of an IPv4 packet in an Ethernet frame.
+pub fn ttl(frame: &[u8]) -> Option<u8> {
+    match SlicedPacket::from_ethernet(frame).ok()?.net? {
+        NetSlice::Ipv4(ip) => Some(ip.header().ttl()),
+        _ => None,
+    }
+}
+
 /// Decodes an Ethernet frame; never fails: what does not decode is [`Kind::Other`].
 pub fn decode(frame: &[u8]) -> Kind {
     let packet = match SlicedPacket::from_ethernet(frame) {

@@ -28,6 +28,8 @@ pub struct Packet {
     pub len: usize,
     /// What it is.
     pub kind: Kind,
+    /// Its IPv4 time to live: each router on the way takes one off.
+    pub ttl: Option<u8>,
 }
 
 /// Everything one host's interface saw.
@@ -57,6 +59,7 @@ impl Trace {
                 direction: f.direction,
                 len: f.original_len,
                 kind: decode(&f.data),
+                ttl: decode::ttl(&f.data),
             })
             .collect();
         let flows = flow::flows(&packets);
