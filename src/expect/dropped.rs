@@ -29,12 +29,14 @@ pub enum RuleName {
     /// `route-table:NAME`: a blackhole route of the table (or of the subnet of that name's
     /// table), or the absence of a route.
     RouteTable(String),
+    /// `impairment:HOST`: an exact drop (`drop = { first = N }`) of the host's link.
+    Impairment(String),
 }
 
 impl RuleName {
     /// Reads `security-group:NAME`, `firewall:N`, `firewall:HOST` or `established`.
     pub fn parse(s: &str) -> Result<RuleName, String> {
-        let usage = "should be `security-group:NAME`, `firewall:N` (its number, from 1), `firewall:HOST`, `network-acl:NAME`, `route-table:NAME` or `established`";
+        let usage = "should be `security-group:NAME`, `firewall:N` (its number, from 1), `firewall:HOST`, `network-acl:NAME`, `route-table:NAME`, `impairment:HOST` or `established`";
         if s == "established" {
             return Ok(RuleName::Established);
         }
@@ -46,6 +48,7 @@ impl RuleName {
             "security-group" => Ok(RuleName::SecurityGroup(name.to_string())),
             "network-acl" => Ok(RuleName::NetworkAcl(name.to_string())),
             "route-table" => Ok(RuleName::RouteTable(name.to_string())),
+            "impairment" => Ok(RuleName::Impairment(name.to_string())),
             "firewall" => match name.parse::<usize>() {
                 Ok(0) => Err(format!("`{s}`: firewall rules count from 1")),
                 Ok(n) => Ok(RuleName::Firewall(n)),
@@ -71,6 +74,7 @@ impl RuleName {
                 RuleName::RouteTable(t),
                 Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table },
             ) => t == subnet || table.as_ref() == Some(t),
+            (RuleName::Impairment(h), Origin::Impairment { host, .. }) => h == host,
             _ => false,
         }
     }
@@ -85,6 +89,7 @@ impl fmt::Display for RuleName {
             RuleName::Established => write!(f, "established"),
             RuleName::NetworkAcl(a) => write!(f, "network-acl:{a}"),
             RuleName::RouteTable(t) => write!(f, "route-table:{t}"),
+            RuleName::Impairment(h) => write!(f, "impairment:{h}"),
         }
     }
 }

@@ -207,13 +207,17 @@ fn family(f: Family) -> ProtoFamily {
 fn hook(family: Family, hook: Hook) -> nftnl::Hook {
     match (family, hook) {
         // In a netdev table the ingress hook is number 0, which nftnl calls PreRouting;
-        // its Ingress is the inet family's and fails there with EOPNOTSUPP.
+        // its Ingress is the inet family's and fails there with EOPNOTSUPP. The egress hook
+        // is number 1 (nftnl's In).
+        (Family::Netdev, Hook::Egress) => nftnl::Hook::In,
         (Family::Netdev, _) => nftnl::Hook::PreRouting,
         (Family::Inet, Hook::Prerouting) => nftnl::Hook::PreRouting,
         (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
         (Family::Inet, Hook::Input) => nftnl::Hook::In,
         (Family::Inet, Hook::Output) => nftnl::Hook::Out,
         (Family::Inet, Hook::Ingress) => nftnl::Hook::Ingress,
+        // Never built: egress chains are netdev only.
+        (Family::Inet, Hook::Egress) => nftnl::Hook::Out,
     }
 }
 
@@ -282,6 +286,19 @@ fn add_match(rule: &mut nftnl::Rule, m: &Match, family: Family, ipv4: &mut bool)
             let n = name.len().min(libc::IFNAMSIZ - 1);
             padded[..n].copy_from_slice(&name.as_bytes()[..n]);
             rule.add_expr(&nft_expr!(cmp == &padded[..]));
+        }
+        Match::TcpSyn => {
+            add_match(rule, &Match::L4Proto(Protocol::Tcp), family, ipv4);
+            rule.add_expr(&TransportByte(TCP_FLAGS_OFFSET));
+            rule.add_expr(&nft_expr!(bitwise mask TCP_SYN | TCP_ACK, xor 0u8));
+            rule.add_expr(&nft_expr!(cmp == TCP_SYN));
+        }
+        Match::FirstPackets(n) => {
+            // The counter is host-endian in its register; `<` compares bytes as big-endian
+            // numbers, so it is turned first, as the nft CLI does.
+            rule.add_expr(&IncrementingCounter);
+            rule.add_expr(&HostToNetwork32);
+            rule.add_expr(&nft_expr!(cmp < &n.to_be_bytes()[..]));
         }
         Match::DestinationPorts(p, range) => {
             match p {
@@ -377,6 +394,94 @@ impl Expression for RejectExpr {
                 sys::NFTNL_EXPR_REJECT_CODE as u16,
                 code as u8,
             );
+            expr
+        }
+    }
+}
+
+/// Where the flags sit in a TCP header, and two of them.
+const TCP_FLAGS_OFFSET: u32 = 13;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// Loads one byte of the transport header at an offset into register 1 (nftnl names only the
+/// ports).
+struct TransportByte(u32);
+
+impl Expression for TransportByte {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "payload" takes.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"payload".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            let e = expr.as_ptr();
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_BASE as u16,
+                libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32,
+            );
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_OFFSET as u16, self.0);
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_PAYLOAD_LEN as u16, 1);
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_PAYLOAD_DREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            expr
+        }
+    }
+}
+
+/// `numgen inc mod 2^32-1` into register 1: a counter of the packets that reach it, from 0,
+/// exact (no randomness, no refill over time as `limit` has; `quota` counts bytes).
+struct IncrementingCounter;
+
+impl Expression for IncrementingCounter {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "numgen" takes.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"numgen".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            let e = expr.as_ptr();
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_DREG as u16, libc::NFT_REG_1 as u32);
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_MODULUS as u16, u32::MAX);
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_NG_TYPE as u16,
+                libc::NFT_NG_INCREMENTAL as u32,
+            );
+            expr
+        }
+    }
+}
+
+/// Register 1's 32-bit number from host to network byte order.
+struct HostToNetwork32;
+
+impl Expression for HostToNetwork32 {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "byteorder" takes.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"byteorder".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            let e = expr.as_ptr();
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_BYTEORDER_SREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_BYTEORDER_DREG as u16,
+                libc::NFT_REG_1 as u32,
+            );
+            sys::nftnl_expr_set_u32(
+                e,
+                sys::NFTNL_EXPR_BYTEORDER_OP as u16,
+                libc::NFT_BYTEORDER_HTON as u32,
+            );
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_BYTEORDER_LEN as u16, 4);
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_BYTEORDER_SIZE as u16, 4);
             expr
         }
     }

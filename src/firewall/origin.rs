@@ -119,6 +119,15 @@ pub enum Origin {
         /// Its target, e.g. `blackhole`.
         target: String,
     },
+    /// A link impairment of a host: an exact drop of the first packets that match.
+    Impairment {
+        /// The host whose link it is.
+        host: String,
+        /// Which way: what the host sends (egress) or receives (ingress).
+        direction: crate::spec::LinkDirection,
+        /// What it does, e.g. `drop the first 1 tcp SYN packet`.
+        what: String,
+    },
     /// No route of the subnet's table covers the destination: AWS drops the packet.
     NoRoute {
         /// The subnet whose table it is.
@@ -153,6 +162,7 @@ impl Origin {
                 names
             }
             Origin::AclEntry { acl, .. } => vec![format!("network-acl:{acl}")],
+            Origin::Impairment { host, .. } => vec![format!("impairment:{host}")],
             Origin::NoBroadcast => vec!["vpc:broadcast".into()],
             Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table } => {
                 let mut names = vec![format!("route-table:{subnet}")];
@@ -311,6 +321,11 @@ impl fmt::Display for Origin {
                 ),
             },
             Origin::NoBroadcast => write!(f, "the VPC: broadcast and multicast are not delivered"),
+            Origin::Impairment {
+                host,
+                direction,
+                what,
+            } => write!(f, "impairment of host {host}'s link ({direction}): {what}"),
             Origin::Route {
                 subnet,
                 table,

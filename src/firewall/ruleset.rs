@@ -31,6 +31,8 @@ pub enum Hook {
     Input,
     Output,
     Ingress,
+    /// A device's egress (netdev family): after the bridge, before the link.
+    Egress,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,11 @@ pub enum Match {
     InputInterface(String),
     /// The interface the packet goes out on.
     OutputInterface(String),
+    /// A TCP SYN without ACK.
+    TcpSyn,
+    /// The first N packets that reach this match (`numgen inc`, a counter per rule that
+    /// starts at 0 when the rule is loaded): put last, after the other matches.
+    FirstPackets(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +148,7 @@ impl fmt::Display for Table {
                     Hook::Input => "input",
                     Hook::Output => "output",
                     Hook::Ingress => "ingress",
+                    Hook::Egress => "egress",
                 };
                 let device = base
                     .device
@@ -186,6 +194,8 @@ impl fmt::Display for Match {
             Match::DestinationPorts(p, r) => write!(f, "{p} dport {r}"),
             Match::InputInterface(i) => write!(f, "iifname \"{i}\""),
             Match::OutputInterface(i) => write!(f, "oifname \"{i}\""),
+            Match::TcpSyn => write!(f, "tcp flags & (syn|ack) == syn"),
+            Match::FirstPackets(n) => write!(f, "numgen inc mod {} < {n}", u32::MAX),
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::spec::{BRIDGE, Placement, Resolved};
 /// of looked up: `lo` is 1.
 const LO_INDEX: u32 = 1;
 const BRIDGE_INDEX: u32 = 2;
-const ETH0_INDEX: u32 = 2;
-const FIRST_PORT_INDEX: u32 = 10;
+pub(super) const ETH0_INDEX: u32 = 2;
+pub(super) const FIRST_PORT_INDEX: u32 = 10;
 
 pub(super) fn netlink_error(what: String) -> impl FnOnce(rtnetlink::Error) -> LabError {
     move |source| LabError::Netlink {
@@ -61,6 +61,8 @@ pub(super) struct Built {
     pub fabric: Namespace,
     pub router: Option<Namespace>,
     pub hosts: Vec<Host>,
+    /// What each host's link is impaired with.
+    pub impairs: Vec<super::impair::Applied>,
 }
 
 pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, LabError> {
@@ -216,6 +218,9 @@ pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, L
         book.loaded(Placement::Router, &tables, loaded);
     }
     wait_ready(&fabric, router.as_ref(), resolved, &namespaces)?;
+    // Only now: a qdisc grafted before the kernel handled the links' carrier would be
+    // replaced by the default one (see `impair`).
+    let impairs = super::impair::apply_topology(&fabric, &namespaces, resolved, book)?;
 
     let names = crate::contain::HostsFile::new(&hosts_text(resolved))
         .map_err(|source| LabError::Io {
@@ -242,6 +247,7 @@ pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, L
         fabric,
         router,
         hosts,
+        impairs,
     })
 }
 

@@ -3,6 +3,7 @@
 //! dropped, and when the process holding it dies.
 
 mod build;
+mod impair;
 mod limits;
 mod preflight;
 mod ready;
@@ -318,6 +319,8 @@ pub struct Lab {
     router: Option<Namespace>,
     resolved: Resolved,
     rules: std::sync::Arc<std::sync::Mutex<RuleBook>>,
+    /// What each host's link is impaired with now, in the hosts' order.
+    impairs: std::sync::Mutex<Vec<impair::Applied>>,
 }
 
 impl Lab {
@@ -356,6 +359,7 @@ impl Lab {
             router: built.router,
             resolved,
             rules: std::sync::Arc::new(std::sync::Mutex::new(book)),
+            impairs: std::sync::Mutex::new(built.impairs),
         })
     }
 

@@ -89,6 +89,12 @@ impl RuleBook {
             place,
             tables.iter().map(|t| (t.family, t.name.clone())).collect(),
         );
+        self.record(place, rules);
+    }
+
+    /// Takes note of rules loaded in `place` in tables of their own (a link's exact drops),
+    /// which rule changes leave alone.
+    pub fn record(&mut self, place: Placement, rules: Vec<Loaded>) {
         for r in rules {
             let id = r
                 .comment

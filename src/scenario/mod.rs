@@ -864,7 +864,7 @@ fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleNa
                 ));
             }
         }
-        RuleName::HostFirewall(h) => {
+        RuleName::HostFirewall(h) | RuleName::Impairment(h) => {
             if !topology.hosts.iter().any(|x| &x.name == h) {
                 return Err(format!("`{by}`: no host named `{h}`"));
             }

@@ -1,6 +1,7 @@
 //! The topology model, its TOML form and its validation. Nothing here touches the kernel.
 
 pub mod bounds;
+mod impair;
 pub(crate) mod location;
 mod model;
 mod read;
@@ -10,6 +11,10 @@ mod vpc;
 
 use std::path::{Path, PathBuf};
 
+pub use impair::{
+    DropFirst, DropMatch, Impair, Impairment, LinkDirection, LinkImpair, LinkImpairment, MAX_DELAY,
+    MAX_DROP_FIRST, MAX_RATE, Netem, ResolvedDrop, parse_rate,
+};
 pub use model::{
     Action, BRIDGE, DEFAULT_SUBNET, FABRIC, FirewallRule, HostChain, HostSpec, PortRange, Protocol,
     SecurityGroup, SgRule, Topology,

@@ -104,6 +104,9 @@ pub struct HostSpec {
     /// In a topology with a `[vpc]`: the subnet it sits in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    /// Impairments of its link: delay, loss, rate... (see [`Impair`](super::Impair)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<super::Impair>,
 }
 
 impl HostSpec {
@@ -114,7 +117,14 @@ impl HostSpec {
             address: None,
             security_groups: Vec::new(),
             subnet: None,
+            impair: None,
         }
+    }
+
+    /// Impairs the host's link.
+    pub fn impair(mut self, impair: super::Impair) -> Self {
+        self.impair = Some(impair);
+        self
     }
 
     /// Puts the host in the VPC subnet named `subnet`.

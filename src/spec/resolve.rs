@@ -127,6 +127,8 @@ pub struct ResolvedHost {
     pub prefix_len: u8,
     /// The VPC router's address in its subnet: its default route (none without a VPC).
     pub gateway: Option<Ipv4Addr>,
+    /// Impairments of its link, each direction.
+    pub impair: super::impair::Impairment,
 }
 
 impl ResolvedHost {
@@ -225,7 +227,10 @@ pub fn resolve(topo: &Topology) -> Result<Resolved, ValidationError> {
         }
         None => None,
     };
-    for (h, (i, net)) in hosts.iter_mut().zip(&nets) {
+    for (j, (h, (i, net))) in hosts.iter_mut().zip(&nets).enumerate() {
+        if let Some(impair) = &topo.hosts[j].impair {
+            h.impair = impair.resolve(&at("host").index(j).key("impair"))?;
+        }
         h.subnet = *i;
         h.prefix_len = net.prefix_len();
         h.gateway = vpc.as_ref().map(|v| v.subnets[*i].router);
@@ -493,6 +498,7 @@ fn resolve_hosts(
             subnet: 0,
             prefix_len: 0,
             gateway: None,
+            impair: Default::default(),
         });
     }
 

@@ -1,0 +1,527 @@
+//! Link impairments: netem qdiscs over netlink and exact drops as nftables rules.
+//!
+//! A host's link is its `eth0` (in the host) and its port on the bridge (in the fabric).
+//! What the host sends is impaired by a netem root qdisc on `eth0`; what it receives, by one
+//! on its port, whose egress is the way to the host. A capture sees an interface's outgoing
+//! packets as they leave its queue, so the host's own capture shows its sent packets after
+//! the egress delay and never shows those netem lost; its received packets show every
+//! impairment of both links on the way.
+//!
+//! Qdiscs are grafted only once the links are ready (see `ready`): the kernel replaces a
+//! link's `noop` queue with its default when it handles the carrier-on, and a root qdisc
+//! added to a link that is up with its carrier is active when the netlink request returns.
+//!
+//! An exact drop ("the first N packets matching X") is an nftables rule in the fabric, on
+//! the host's port: its ingress hook for what the host sends, its egress hook for what it
+//! receives, before the bridge's own rules in either case, so that the sender's capture shows
+//! the packet and the receiver's does not, as a lost packet looks on a real link. The count
+//! is `numgen inc`, a per-rule counter from 0: exact, unlike `limit` (a token bucket that
+//! refills with time) or `quota` (which counts bytes). netem's own loss is random.
+
+use futures::StreamExt;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+
+use super::build::{ETH0_INDEX, FIRST_PORT_INDEX};
+use super::rules::RuleBook;
+use super::{Lab, LabError};
+use crate::firewall::{self, BaseChain, Chain, Family, Hook, Match, Origin, Rule, Table, Verdict};
+use crate::netns::Namespace;
+use crate::netns::WorkerState;
+use crate::spec::{DropMatch, Impairment, LinkDirection, Netem, Protocol, ResolvedDrop};
+use crate::spec::{Placement, Resolved};
+
+/// The start of the name of a host's table of exact drops in the fabric:
+/// `tcplab-impair-HOST-rN`, N the revision of the rules that made it (0: the topology).
+pub(crate) const DROP_TABLE: &str = "tcplab-impair";
+
+/// Packets netem holds at most (iproute2's default).
+const NETEM_LIMIT: u32 = 1000;
+
+// Attributes of netem's options (linux/pkt_sched.h).
+const TCA_OPTIONS: u16 = 2;
+const TCA_NETEM_REORDER: u16 = 3;
+const TCA_NETEM_CORRUPT: u16 = 4;
+const TCA_NETEM_RATE: u16 = 6;
+const TCA_NETEM_LATENCY64: u16 = 10;
+const TCA_NETEM_JITTER64: u16 = 11;
+
+/// A percentage as netem's probabilities: a fraction of 2^32 - 1.
+fn probability(percent: f64) -> u32 {
+    (percent.clamp(0.0, 100.0) / 100.0 * f64::from(u32::MAX)).round() as u32
+}
+
+fn push_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let len = 4 + value.len();
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(value);
+    // Attributes are aligned to 4 bytes.
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// The value of netem's `TCA_OPTIONS`: a `struct tc_netem_qopt`, then attributes (netem's
+/// options are not nested attributes only, so netlink-packet-route has no type for them).
+pub(crate) fn netem_options(n: &Netem) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    // struct tc_netem_qopt: latency, limit, loss, gap, duplicate, jitter (u32 each). The
+    // times go in the 64-bit attributes below, in nanoseconds, which the kernel prefers.
+    let reorder = n.reorder > 0.0;
+    for v in [
+        0,
+        NETEM_LIMIT,
+        probability(n.loss),
+        u32::from(reorder),
+        probability(n.duplicate),
+        0,
+    ] {
+        out.extend_from_slice(&v.to_ne_bytes());
+    }
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    push_attr(&mut out, TCA_NETEM_LATENCY64, &nanos(n.delay).to_ne_bytes());
+    push_attr(&mut out, TCA_NETEM_JITTER64, &nanos(n.jitter).to_ne_bytes());
+    if reorder {
+        let mut v = probability(n.reorder).to_ne_bytes().to_vec();
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        push_attr(&mut out, TCA_NETEM_REORDER, &v);
+    }
+    if n.corrupt > 0.0 {
+        let mut v = probability(n.corrupt).to_ne_bytes().to_vec();
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        push_attr(&mut out, TCA_NETEM_CORRUPT, &v);
+    }
+    if let Some(bits) = n.rate {
+        // struct tc_netem_rate: rate (bytes/s), packet_overhead, cell_size, cell_overhead.
+        let bytes = u32::try_from(bits / 8).unwrap_or(u32::MAX).max(1);
+        let mut v = bytes.to_ne_bytes().to_vec();
+        v.extend_from_slice(&[0u8; 12]);
+        push_attr(&mut out, TCA_NETEM_RATE, &v);
+    }
+    out
+}
+
+async fn request(
+    handle: &rtnetlink::Handle,
+    message: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<(), rtnetlink::Error> {
+    let mut req = NetlinkMessage::from(message);
+    req.header.flags = flags;
+    let mut handle = handle.clone();
+    let mut response = handle.request(req)?;
+    while let Some(m) = response.next().await {
+        if let NetlinkPayload::Error(e) = m.payload {
+            return Err(rtnetlink::Error::NetlinkError(e));
+        }
+    }
+    Ok(())
+}
+
+/// Makes `netem` the root qdisc of link `index` (or changes the one there), or removes it
+/// when `netem` does nothing and `had` says one is there.
+async fn set_qdisc(
+    handle: &rtnetlink::Handle,
+    index: u32,
+    netem: &Netem,
+    had: bool,
+) -> Result<(), rtnetlink::Error> {
+    let mut message = TcMessage::with_index(index as i32);
+    message.header.parent = TcHandle::ROOT;
+    if netem.is_none() {
+        if !had {
+            return Ok(());
+        }
+        return request(
+            handle,
+            RouteNetlinkMessage::DelQueueDiscipline(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await;
+    }
+    message
+        .attributes
+        .push(TcAttribute::Kind("netem".to_string()));
+    message
+        .attributes
+        .push(TcAttribute::Other(rtnetlink::packet_core::DefaultNla::new(
+            TCA_OPTIONS,
+            netem_options(netem),
+        )));
+    request(
+        handle,
+        RouteNetlinkMessage::NewQueueDiscipline(message),
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    )
+    .await
+}
+
+/// Sets the netem qdisc of link `index` in this worker's namespace (see [`set_qdisc`]).
+pub(super) fn apply_netem(
+    state: &mut WorkerState,
+    link: &str,
+    index: u32,
+    netem: Netem,
+    had: bool,
+) -> Result<(), LabError> {
+    let handle = state.netlink().map_err(|source| LabError::Io {
+        what: format!("open a netlink socket to impair {link}"),
+        source,
+    })?;
+    state
+        .runtime
+        .block_on(set_qdisc(&handle, index, &netem, had))
+        .map_err(|source| LabError::Netlink {
+            what: format!(
+                "set the impairment of {link} ({netem}){}",
+                if is_missing(&source) {
+                    ": the kernel has no netem (sch_netem)"
+                } else {
+                    ""
+                }
+            ),
+            source: Box::new(source),
+        })
+}
+
+fn is_missing(e: &rtnetlink::Error) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m)
+        if m.raw_code() == -libc::ENOENT || m.raw_code() == -libc::EOPNOTSUPP)
+}
+
+/// The matches of an exact drop, without its counter.
+fn drop_matches(d: &ResolvedDrop) -> Vec<Match> {
+    let mut m = match d.matching {
+        DropMatch::Syn => vec![Match::TcpSyn],
+        DropMatch::Tcp => vec![Match::L4Proto(Protocol::Tcp)],
+        DropMatch::Udp => vec![Match::L4Proto(Protocol::Udp)],
+        DropMatch::Icmp => vec![Match::L4Proto(Protocol::Icmp)],
+        // Every IPv4 packet: ARP and the rest are left alone, as netem's loss would not.
+        DropMatch::All => vec![Match::L4Proto(Protocol::All)],
+    };
+    if let Some(ports) = d.port {
+        let protocol = match d.matching {
+            DropMatch::Udp => Protocol::Udp,
+            _ => Protocol::Tcp,
+        };
+        m.push(Match::DestinationPorts(protocol, ports));
+    }
+    m
+}
+
+/// A host's table of exact drops in the fabric, on its port `port`, if it has any. With
+/// `trace`, the packets a drop counts are marked for tracing, so that attribution names the
+/// drop.
+pub(crate) fn drop_table(
+    host: &str,
+    port: &str,
+    impair: &Impairment,
+    revision: usize,
+    trace: bool,
+) -> Option<Table> {
+    let chains: Vec<Chain> = [LinkDirection::Egress, LinkDirection::Ingress]
+        .into_iter()
+        .filter_map(|direction| {
+            let d = impair.get(direction).drop?;
+            let mut matches = drop_matches(&d);
+            if matches == [Match::L4Proto(Protocol::All)] {
+                matches = vec![Match::SourceNet("0.0.0.0/0".parse().expect("a CIDR"))];
+            }
+            let mut rules = Vec::new();
+            if trace {
+                rules.push(Rule::new(matches.clone(), Verdict::TraceOn));
+            }
+            let mut counted = matches;
+            counted.push(Match::FirstPackets(
+                u32::try_from(d.first).unwrap_or(u32::MAX),
+            ));
+            rules.push(Rule::new(counted, Verdict::Drop).from(Origin::Impairment {
+                host: host.to_string(),
+                direction,
+                what: d.to_string(),
+            }));
+            let (name, hook) = match direction {
+                LinkDirection::Egress => ("from-host", Hook::Ingress),
+                LinkDirection::Ingress => ("to-host", Hook::Egress),
+            };
+            Some(Chain {
+                name: name.into(),
+                base: Some(BaseChain {
+                    hook,
+                    device: Some(port.to_string()),
+                    // Before the bridge's own rules on the port: the link loses the packet
+                    // before any firewall sees it.
+                    priority: -100,
+                    policy_drop: false,
+                }),
+                rules,
+            })
+        })
+        .collect();
+    (!chains.is_empty()).then(|| Table {
+        family: Family::Netdev,
+        name: format!("{DROP_TABLE}-{host}-r{revision}"),
+        chains,
+    })
+}
+
+/// Loads a host's drop table in the fabric (this worker's namespace), replacing `old`.
+pub(super) fn load_drops(
+    table: Option<Table>,
+    old: Option<(Family, String)>,
+    host: &str,
+) -> Result<(Option<Table>, Vec<firewall::Loaded>), LabError> {
+    let tables: Vec<Table> = table.into_iter().collect();
+    let mode = match old {
+        Some(o) => firewall::Mode::Replace(vec![o]),
+        None => firewall::Mode::Fresh,
+    };
+    let loaded = firewall::load(&tables, mode, &format!("exact drops of host {host}'s link"))?;
+    Ok((tables.into_iter().next(), loaded))
+}
+
+/// What is applied to a host's link now.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Applied {
+    pub impair: Impairment,
+    /// Its drop table in the fabric, if it has one.
+    pub table: Option<(Family, String)>,
+}
+
+/// Applies the topology's impairments to a lab whose links are ready: netem on each impaired
+/// host's `eth0` and port, exact drops in the fabric, all namespaces at once.
+pub(super) fn apply_topology(
+    fabric: &Namespace,
+    namespaces: &[Namespace],
+    resolved: &Resolved,
+    book: &mut RuleBook,
+) -> Result<Vec<Applied>, LabError> {
+    let mut jobs = Vec::new();
+    for (i, (h, ns)) in resolved.hosts.iter().zip(namespaces).enumerate() {
+        let imp = h.impair;
+        if !imp.egress.netem.is_none() {
+            let link = format!("eth0 of host {}", h.name);
+            jobs.push(ns.submit(move |state| {
+                apply_netem(state, &link, ETH0_INDEX, imp.egress.netem, false)
+            }));
+        }
+        if !imp.ingress.netem.is_none() {
+            let link = format!("host {}'s port on the bridge", h.name);
+            let index = FIRST_PORT_INDEX + i as u32;
+            jobs.push(
+                fabric.submit(move |state| {
+                    apply_netem(state, &link, index, imp.ingress.netem, false)
+                }),
+            );
+        }
+    }
+    let mut drops = Vec::new();
+    for (i, h) in resolved.hosts.iter().enumerate() {
+        let mut tables: Vec<Table> = drop_table(&h.name, &h.name, &h.impair, 0, book.trace)
+            .into_iter()
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        book.label(0, &mut tables);
+        let host = h.name.clone();
+        drops.push((
+            i,
+            fabric.submit(move |_| load_drops(tables.pop(), None, &host)),
+        ));
+    }
+    for job in jobs {
+        job.wait()??;
+    }
+    let mut applied: Vec<Applied> = resolved
+        .hosts
+        .iter()
+        .map(|h| Applied {
+            impair: h.impair,
+            table: None,
+        })
+        .collect();
+    for (i, job) in drops {
+        let (table, loaded) = job.wait()??;
+        book.record(Placement::Fabric, loaded);
+        applied[i].table = table.map(|t| (t.family, t.name));
+    }
+    Ok(applied)
+}
+
+impl Lab {
+    /// Replaces the impairments of host `host`'s link with `impair` (an empty one removes
+    /// them) while the lab runs. Netem settings change in place (packets queued stay queued);
+    /// exact drops count again from 0. `why` (e.g. `step 4`) names the change in reports of
+    /// which rule stopped a packet.
+    pub fn impair(
+        &self,
+        host: &str,
+        impair: &Impairment,
+        why: Option<&str>,
+    ) -> Result<(), LabError> {
+        let i = self
+            .hosts
+            .iter()
+            .position(|h| h.name == host)
+            .ok_or_else(|| self.host(host).err().expect("no such host"))?;
+        let mut impairs = self.impairs.lock().unwrap_or_else(|e| e.into_inner());
+        let old = impairs[i].clone();
+        let new = *impair;
+        let mut jobs = Vec::new();
+        if new.egress.netem != old.impair.egress.netem {
+            let link = format!("eth0 of host {host}");
+            let had = !old.impair.egress.netem.is_none();
+            jobs.push(
+                self.hosts[i].ns.submit(move |state| {
+                    apply_netem(state, &link, ETH0_INDEX, new.egress.netem, had)
+                }),
+            );
+        }
+        if new.ingress.netem != old.impair.ingress.netem {
+            let link = format!("host {host}'s port on the bridge");
+            let had = !old.impair.ingress.netem.is_none();
+            let index = FIRST_PORT_INDEX + i as u32;
+            jobs.push(
+                self.fabric
+                    .submit(move |state| apply_netem(state, &link, index, new.ingress.netem, had)),
+            );
+        }
+        let mut drops = None;
+        if new.egress.drop.is_some() || new.ingress.drop.is_some() || old.table.is_some() {
+            let mut book = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+            let revision = book.next_revision(why);
+            let mut tables: Vec<Table> = drop_table(host, host, &new, revision, book.trace)
+                .into_iter()
+                .collect();
+            book.label(revision, &mut tables);
+            let name = host.to_string();
+            let old_table = old.table.clone();
+            drops = Some(
+                self.fabric
+                    .submit(move |_| load_drops(tables.pop(), old_table, &name)),
+            );
+        }
+        // Each change is kept as soon as it is made, so a failure leaves a true record.
+        let mut first_error = None;
+        for job in jobs {
+            if let Err(e) = job.wait().map_err(LabError::from).and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+        impairs[i].impair = new;
+        if let Some(job) = drops {
+            match job.wait().map_err(LabError::from).and_then(|r| r) {
+                Ok((table, loaded)) => {
+                    let mut book = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+                    book.record(Placement::Fabric, loaded);
+                    impairs[i].table = table.map(|t| (t.family, t.name));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// What host `host`'s link is impaired with now.
+    pub fn impairment(&self, host: &str) -> Result<Impairment, LabError> {
+        let i = self
+            .hosts
+            .iter()
+            .position(|h| h.name == host)
+            .ok_or_else(|| self.host(host).err().expect("no such host"))?;
+        let impairs = self.impairs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(impairs[i].impair)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn u32_at(b: &[u8], i: usize) -> u32 {
+        u32::from_ne_bytes(b[i..i + 4].try_into().unwrap())
+    }
+
+    /// The attributes after the fixed struct, as (kind, value).
+    fn attrs(b: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut i = 24;
+        while i < b.len() {
+            let len = u16::from_ne_bytes([b[i], b[i + 1]]) as usize;
+            let kind = u16::from_ne_bytes([b[i + 2], b[i + 3]]);
+            out.push((kind, b[i + 4..i + len].to_vec()));
+            i += len.next_multiple_of(4);
+        }
+        out
+    }
+
+    #[test]
+    fn netem_options_as_the_kernel_reads_them() {
+        let n = Netem {
+            delay: Duration::from_millis(100),
+            jitter: Duration::from_millis(10),
+            loss: 100.0,
+            duplicate: 50.0,
+            reorder: 25.0,
+            corrupt: 0.0,
+            rate: Some(1_000_000),
+        };
+        let b = netem_options(&n);
+        assert_eq!(u32_at(&b, 4), NETEM_LIMIT);
+        assert_eq!(u32_at(&b, 8), u32::MAX, "100% loss");
+        assert_eq!(u32_at(&b, 12), 1, "gap 1 with reordering, as tc sets it");
+        assert_eq!(u32_at(&b, 16), u32::MAX / 2 + 1, "50% duplicates");
+        let a = attrs(&b);
+        let kinds: Vec<u16> = a.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            [
+                TCA_NETEM_LATENCY64,
+                TCA_NETEM_JITTER64,
+                TCA_NETEM_REORDER,
+                TCA_NETEM_RATE
+            ]
+        );
+        assert_eq!(a[0].1, 100_000_000i64.to_ne_bytes());
+        assert_eq!(a[1].1, 10_000_000i64.to_ne_bytes());
+        assert_eq!(u32_at(&a[3].1, 0), 125_000, "1 Mbit/s is 125 kB/s");
+        assert_eq!(b.len() % 4, 0);
+    }
+
+    #[test]
+    fn drops_sit_on_the_port_before_other_rules() {
+        let d = ResolvedDrop {
+            first: 1,
+            matching: DropMatch::Syn,
+            port: Some(crate::spec::PortRange::single(1234)),
+        };
+        let mut imp = Impairment::default();
+        imp.egress.drop = Some(d);
+        let t = drop_table("client-1", "client-1", &imp, 0, true).unwrap();
+        let text = t.to_string();
+        assert!(
+            text.contains("table netdev tcplab-impair-client-1-r0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hook ingress device \"client-1\" priority -100"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tcp flags & (syn|ack) == syn tcp dport 1234 numgen inc mod 4294967295 < 1 drop"
+            ),
+            "{text}"
+        );
+        assert_eq!(t.chains.len(), 1, "nothing for the other direction");
+        assert!(drop_table("a", "a", &Impairment::default(), 0, false).is_none());
+    }
+}
