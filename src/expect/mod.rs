@@ -3,6 +3,7 @@
 //! times), and shows the packets of every capture that concern it and where the pcaps are.
 
 mod dropped;
+mod link;
 mod schedule;
 mod source;
 mod want;
@@ -22,8 +23,9 @@ pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use source::SourceLine;
 pub use want::{
-    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, hops, no_answer,
-    no_flow, no_ip_packets, output, reset_by, sent, syn_retransmissions, took,
+    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, handshake_rtt,
+    hops, no_answer, no_flow, no_ip_packets, output, reset_by, retransmissions, sent,
+    syn_retransmissions, took,
 };
 pub(crate) use want::{FlowWant, Want};
 
@@ -153,6 +155,32 @@ pub enum Expectation {
         /// The server's address and port.
         server: SocketAddrV4,
     },
+    /// On `host`'s capture, the first answered connection to `server` got its SYN-ACK `rtt`
+    /// after its first SYN (within `tolerance`); with `syns`, after that many SYNs. With a
+    /// delay on the link it is the round trip; with SYNs lost, it includes the retransmission
+    /// timer.
+    HandshakeRtt {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// The time from the first SYN to the SYN-ACK.
+        rtt: Duration,
+        /// How far it may be off.
+        tolerance: Tolerance,
+        /// How many SYNs the client sent before the SYN-ACK, if checked.
+        syns: Option<usize>,
+    },
+    /// On `host`'s capture, `from` sent data again in a connection to `server`: a segment
+    /// starting below the highest sequence number it had sent.
+    Retransmissions {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// The side that resent.
+        from: Side,
+    },
     /// On `host`'s capture, ARP asked for `target` and nobody answered.
     UnansweredArp {
         /// The host whose capture is checked.
@@ -261,6 +289,24 @@ impl fmt::Display for Expectation {
             Expectation::UnansweredArp { host, target } => {
                 write!(f, "{host}: ARP asked for {target}, nobody answered")
             }
+            Expectation::HandshakeRtt {
+                host,
+                server,
+                rtt,
+                syns,
+                ..
+            } => {
+                write!(f, "{host}: SYN-ACK from {server} {} after the first SYN", secs(*rtt))?;
+                match syns {
+                    Some(n) => write!(f, ", after {}", words::count(*n, "SYN")),
+                    None => Ok(()),
+                }
+            }
+            Expectation::Retransmissions { host, server, from } => write!(
+                f,
+                "{host}: data retransmitted by {} in a connection to {server}",
+                words::side(*from)
+            ),
             Expectation::DroppedBy { server, from, by } => {
                 let from = from.map(|a| format!(" from {a}")).unwrap_or_default();
                 write!(f, "packets to {server}{from} stopped by {by}")
@@ -542,6 +588,8 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::Payload { server, .. }
         | Expectation::Answer { server, .. }
         | Expectation::ZeroWindow { server, .. }
+        | Expectation::HandshakeRtt { server, .. }
+        | Expectation::Retransmissions { server, .. }
         | Expectation::DroppedBy { server, .. }
         | Expectation::AllowedBy { server, .. }
         | Expectation::Hops { server, .. } => vec![*server],
@@ -632,6 +680,16 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             )
         }
         Expectation::NoAnswer { host, server } => unanswered(trace(ev, host)?, *server),
+        Expectation::HandshakeRtt {
+            host,
+            server,
+            rtt,
+            tolerance,
+            syns,
+        } => link::handshake_rtt(trace(ev, host)?, *server, *rtt, *tolerance, *syns),
+        Expectation::Retransmissions { host, server, from } => {
+            link::retransmissions(trace(ev, host)?, *server, *from)
+        }
         Expectation::IcmpError {
             host,
             server,

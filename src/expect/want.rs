@@ -81,16 +81,39 @@ pub(crate) enum FlowWant {
     Handshake,
     NoAnswer,
     ResetBy(Side),
+    HandshakeRtt {
+        rtt: Duration,
+        tolerance: Tolerance,
+        syns: Option<usize>,
+    },
+    Retransmissions(Side),
 }
 
 impl Expect {
     /// Compares times with `tolerance` instead of the default (0.1 s + 5%): for
-    /// [`syn_retransmissions`] and [`took`].
+    /// [`syn_retransmissions`], [`handshake_rtt`] and [`took`].
     pub fn tolerance(mut self, tolerance: Tolerance) -> Expect {
         match &mut self.0 {
             Want::SynRetransmissions { tolerance: t, .. }
+            | Want::Flow {
+                kind: FlowWant::HandshakeRtt { tolerance: t, .. },
+                ..
+            }
             | Want::Ready(Expectation::Took { tolerance: t, .. }) => *t = tolerance,
             _ => {}
+        }
+        self
+    }
+
+    /// For [`handshake_rtt`]: the SYN-ACK came after exactly `n` SYNs (2: the first was lost
+    /// and its retransmission was answered).
+    pub fn syns(mut self, n: usize) -> Expect {
+        if let Want::Flow {
+            kind: FlowWant::HandshakeRtt { syns, .. },
+            ..
+        } = &mut self.0
+        {
+            *syns = Some(n);
         }
         self
     }
@@ -212,6 +235,39 @@ pub fn no_flow(host: &str, target: &str) -> Expect {
 #[track_caller]
 pub fn handshake(host: &str, target: &str) -> Expect {
     flow(host, target, FlowWant::Handshake)
+}
+
+/// On `host`'s capture, the first answered connection to `target` got its SYN-ACK `rtt`
+/// after its first SYN, within the tolerance (default 0.1 s + 5%; see [`Expect::tolerance`]):
+/// the round trip a delay on the link makes. [`Expect::syns`] also checks how many SYNs went
+/// before the SYN-ACK.
+///
+/// ```
+/// use std::time::Duration;
+/// use tcplab::expect::{Tolerance, handshake_rtt};
+/// let e = handshake_rtt("client-1", "server:1234", Duration::from_millis(200)).tolerance(
+///     Tolerance { absolute: Duration::from_millis(20), relative: 0.05 },
+/// );
+/// # let _ = e;
+/// ```
+#[track_caller]
+pub fn handshake_rtt(host: &str, target: &str, rtt: Duration) -> Expect {
+    flow(
+        host,
+        target,
+        FlowWant::HandshakeRtt {
+            rtt,
+            tolerance: Tolerance::default(),
+            syns: None,
+        },
+    )
+}
+
+/// On `host`'s capture, `from` sent data again in a connection to `target` (a segment
+/// starting below the highest sequence number it had sent): what a lossy link causes.
+#[track_caller]
+pub fn retransmissions(host: &str, target: &str, from: Side) -> Expect {
+    flow(host, target, FlowWant::Retransmissions(from))
 }
 
 /// On `host`'s capture, nothing answered the SYNs to `target`: no SYN-ACK, RST or ICMP.

@@ -293,6 +293,12 @@ fn add_match(rule: &mut nftnl::Rule, m: &Match, family: Family, ipv4: &mut bool)
             rule.add_expr(&nft_expr!(bitwise mask TCP_SYN | TCP_ACK, xor 0u8));
             rule.add_expr(&nft_expr!(cmp == TCP_SYN));
         }
+        Match::TcpPsh => {
+            add_match(rule, &Match::L4Proto(Protocol::Tcp), family, ipv4);
+            rule.add_expr(&TransportByte(TCP_FLAGS_OFFSET));
+            rule.add_expr(&nft_expr!(bitwise mask TCP_PSH, xor 0u8));
+            rule.add_expr(&nft_expr!(cmp == TCP_PSH));
+        }
         Match::FirstPackets(n) => {
             // The counter is host-endian in its register; `<` compares bytes as big-endian
             // numbers, so it is turned first, as the nft CLI does.
@@ -402,6 +408,7 @@ impl Expression for RejectExpr {
 /// Where the flags sit in a TCP header, and two of them.
 const TCP_FLAGS_OFFSET: u32 = 13;
 const TCP_SYN: u8 = 0x02;
+const TCP_PSH: u8 = 0x08;
 const TCP_ACK: u8 = 0x10;
 
 /// Loads one byte of the transport header at an offset into register 1 (nftnl names only the

@@ -79,6 +79,8 @@ pub enum Match {
     OutputInterface(String),
     /// A TCP SYN without ACK.
     TcpSyn,
+    /// A TCP segment with PSH.
+    TcpPsh,
     /// The first N packets that reach this match (`numgen inc`, a counter per rule that
     /// starts at 0 when the rule is loaded): put last, after the other matches.
     FirstPackets(u32),
@@ -195,6 +197,7 @@ impl fmt::Display for Match {
             Match::InputInterface(i) => write!(f, "iifname \"{i}\""),
             Match::OutputInterface(i) => write!(f, "oifname \"{i}\""),
             Match::TcpSyn => write!(f, "tcp flags & (syn|ack) == syn"),
+            Match::TcpPsh => write!(f, "tcp flags & psh == psh"),
             Match::FirstPackets(n) => write!(f, "numgen inc mod {} < {n}", u32::MAX),
         }
     }

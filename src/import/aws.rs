@@ -667,6 +667,7 @@ impl Mapper {
                 address: Some(address),
                 security_groups: host_groups,
                 subnet: Some(subnet),
+                impair: None,
             });
         }
         if !stopped.is_empty() {

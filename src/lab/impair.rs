@@ -194,6 +194,7 @@ fn is_missing(e: &rtnetlink::Error) -> bool {
 fn drop_matches(d: &ResolvedDrop) -> Vec<Match> {
     let mut m = match d.matching {
         DropMatch::Syn => vec![Match::TcpSyn],
+        DropMatch::Psh => vec![Match::TcpPsh],
         DropMatch::Tcp => vec![Match::L4Proto(Protocol::Tcp)],
         DropMatch::Udp => vec![Match::L4Proto(Protocol::Udp)],
         DropMatch::Icmp => vec![Match::L4Proto(Protocol::Icmp)],

@@ -125,6 +125,7 @@ fn describe(step: &Step) -> String {
         Step::SecurityGroup { group, .. } => format!("change security group {group}"),
         Step::NetworkAcl { acl, .. } => format!("change network ACL {acl}"),
         Step::Firewall { rules } => format!("replace the firewall rules ({} rules)", rules.len()),
+        Step::Impair { host, .. } => format!("change the impairments of {host}'s link"),
     }
 }
 
@@ -445,6 +446,17 @@ impl Runner<'_> {
             Step::Firewall { rules } => {
                 self.topology.firewalls = rules.clone();
                 self.apply_rules()?;
+            }
+            Step::Impair { .. } => {
+                if let Some((host, impair)) = step.impairment() {
+                    // Checked when the file was read: this cannot fail here.
+                    let impairment = impair
+                        .resolve(&crate::spec::FieldPath::default())
+                        .map_err(|e| e.message)?;
+                    self.lab
+                        .impair(host, &impairment, Some(&format!("step {}", self.step)))
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
         Ok(())

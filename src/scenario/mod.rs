@@ -511,6 +511,12 @@ fn check_steps(
                 needs_running(name, &states, doing)?;
                 states.insert(name.clone(), State::Ended(i, how));
             }
+            Step::Impair { host: h, .. } => {
+                host(path.key("host"), h)?;
+                if let Some((_, impair)) = step.impairment() {
+                    impair.resolve(&path)?;
+                }
+            }
             Step::Firewall { rules } => {
                 // The rules must hold in the topology as it stands.
                 let mut t = topology_for_check.clone();
@@ -736,6 +742,41 @@ fn check_expectations(
                 host: host_of(h)?,
                 server: srv(s)?,
                 by: *by,
+            },
+            ExpectSpec::HandshakeRtt {
+                host: h,
+                server: s,
+                rtt,
+                syns,
+                tolerance,
+            } => Expectation::HandshakeRtt {
+                host: host_of(h)?,
+                server: srv(s)?,
+                rtt: bounds::fraction_or_seconds(*rtt, bounds::MAX_SECONDS, "a time in seconds")
+                    .map(Duration::from_secs_f64)
+                    .map_err(|m| invalid(path.key("rtt"), m))?,
+                syns: syns
+                    .map(|n| {
+                        usize::try_from(n).ok().filter(|n| (1..=64).contains(n)).ok_or_else(
+                            || {
+                                invalid(
+                                    path.key("syns"),
+                                    format!("{n} is not a number of SYNs: give 1 to 64"),
+                                )
+                            },
+                        )
+                    })
+                    .transpose()?,
+                tolerance: tolerance_of(tolerance.as_ref(), path.key("tolerance"))?,
+            },
+            ExpectSpec::Retransmissions {
+                host: h,
+                server: s,
+                from,
+            } => Expectation::Retransmissions {
+                host: host_of(h)?,
+                server: srv(s)?,
+                from: *from,
             },
             ExpectSpec::NoAnswer { host: h, server: s } => Expectation::NoAnswer {
                 host: host_of(h)?,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-use crate::spec::{FirewallRule, HostSpec, SecurityGroup, SgRule};
+use crate::spec::{DropFirst, FirewallRule, HostSpec, Impair, LinkImpair, SecurityGroup, SgRule};
 use crate::trace::Side;
 
 /// Seconds a scenario may take when its file does not say.
@@ -170,10 +170,86 @@ pub enum Step {
         /// Every firewall rule from now on (an empty list removes them all).
         rules: Vec<FirewallRule>,
     },
+    /// Replaces the impairments of a host's link while the scenario runs, with the keys of a
+    /// host's `impair` table; none given removes them. Exact drops count from 0 again.
+    Impair {
+        /// The host whose link it is.
+        host: String,
+        /// Seconds each packet is held, both directions.
+        #[serde(default)]
+        delay: Option<f64>,
+        /// Seconds the delay varies by.
+        #[serde(default)]
+        jitter: Option<f64>,
+        /// Percent of packets lost at random.
+        #[serde(default)]
+        loss: Option<f64>,
+        /// Percent of packets sent twice.
+        #[serde(default)]
+        duplicate: Option<f64>,
+        /// Percent of packets sent ahead of the delayed others.
+        #[serde(default)]
+        reorder: Option<f64>,
+        /// Percent of packets corrupted.
+        #[serde(default)]
+        corrupt: Option<f64>,
+        /// The link's rate, e.g. `"1mbit"`.
+        #[serde(default)]
+        rate: Option<String>,
+        /// Drops exactly the first N packets that match.
+        #[serde(default)]
+        drop: Option<DropFirst>,
+        /// What the host sends (instead of the settings above).
+        #[serde(default)]
+        egress: Option<LinkImpair>,
+        /// What the host receives (instead of the settings above).
+        #[serde(default)]
+        ingress: Option<LinkImpair>,
+    },
+}
+
+impl Step {
+    /// An `impair` step's settings as a host's `impair` table; `None` for other steps.
+    pub fn impairment(&self) -> Option<(&str, Impair)> {
+        match self {
+            Step::Impair {
+                host,
+                delay,
+                jitter,
+                loss,
+                duplicate,
+                reorder,
+                corrupt,
+                rate,
+                drop,
+                egress,
+                ingress,
+            } => Some((
+                host,
+                Impair {
+                    delay: *delay,
+                    jitter: *jitter,
+                    loss: *loss,
+                    duplicate: *duplicate,
+                    reorder: *reorder,
+                    corrupt: *corrupt,
+                    rate: rate.clone(),
+                    drop: drop.clone(),
+                    egress: egress.clone(),
+                    ingress: ingress.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 fn one() -> i64 {
     1
+}
+
+fn client_side() -> Side {
+    Side::Client
 }
 
 /// A time tolerance as written: `absolute + relative * expected`.
@@ -326,6 +402,31 @@ pub enum ExpectSpec {
         /// Only packets from this host (or address).
         #[serde(default)]
         from: Option<String>,
+    },
+    /// The first answered connection to `server` got its SYN-ACK `rtt` seconds after its first SYN, on `host`'s capture (with `syns`: after that many SYNs).
+    HandshakeRtt {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
+        host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
+        server: String,
+        /// Seconds from the first SYN to the SYN-ACK.
+        rtt: f64,
+        /// How many SYNs went out before the SYN-ACK (read wide as `count` is).
+        #[serde(default)]
+        syns: Option<i64>,
+        /// How far the time may be off (default 0.1 s + 5%).
+        #[serde(default)]
+        tolerance: Option<ToleranceSpec>,
+    },
+    /// `from` (`client`, the default, or `server`) sent data again in a connection to `server`, on `host`'s capture.
+    Retransmissions {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
+        host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
+        server: String,
+        /// Who resent: `client` or `server`.
+        #[serde(default = "client_side")]
+        from: Side,
     },
     /// ARP asked for `target` on `host`'s capture and nobody answered.
     UnansweredArp {

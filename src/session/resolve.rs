@@ -137,6 +137,22 @@ fn resolve_want(
                 FlowWant::Handshake => Expectation::Handshake { host, server },
                 FlowWant::NoAnswer => Expectation::NoAnswer { host, server },
                 FlowWant::ResetBy(by) => Expectation::ResetBy { host, server, by },
+                FlowWant::HandshakeRtt {
+                    rtt,
+                    tolerance,
+                    syns,
+                } => Expectation::HandshakeRtt {
+                    host,
+                    server,
+                    rtt,
+                    tolerance,
+                    syns,
+                },
+                FlowWant::Retransmissions(from) => Expectation::Retransmissions {
+                    host,
+                    server,
+                    from,
+                },
             }
         }
         Want::Payload {

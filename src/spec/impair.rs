@@ -95,10 +95,11 @@ pub struct LinkImpair {
 pub struct DropFirst {
     /// How many packets, 1 to [`MAX_DROP_FIRST`].
     pub first: i64,
-    /// Which packets: `syn` (TCP SYN without ACK), `tcp`, `udp`, `icmp` or `all` (default).
+    /// Which packets: `syn` (TCP SYN without ACK), `psh` (TCP with PSH: data), `tcp`, `udp`,
+    /// `icmp` or `all` (default).
     #[serde(default, rename = "match")]
     pub matching: DropMatch,
-    /// Destination port or range (`syn`, `tcp` and `udp` only).
+    /// Destination port or range (`syn`, `psh`, `tcp` and `udp` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortRange>,
 }
@@ -109,6 +110,9 @@ pub struct DropFirst {
 pub enum DropMatch {
     /// A TCP SYN without ACK: a connection's opening packet and its retransmissions.
     Syn,
+    /// A TCP segment with PSH: Linux sets it on the segment that ends each write, so it is
+    /// always data (never a bare ACK or a SYN); the first one is a connection's first data.
+    Psh,
     /// Any TCP packet.
     Tcp,
     /// Any UDP datagram.
@@ -124,6 +128,7 @@ impl fmt::Display for DropMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DropMatch::Syn => "tcp SYN",
+            DropMatch::Psh => "tcp PSH",
             DropMatch::Tcp => "tcp",
             DropMatch::Udp => "udp",
             DropMatch::Icmp => "icmp",
@@ -365,13 +370,13 @@ impl DropFirst {
         if self.port.is_some()
             && !matches!(
                 self.matching,
-                DropMatch::Syn | DropMatch::Tcp | DropMatch::Udp
+                DropMatch::Syn | DropMatch::Psh | DropMatch::Tcp | DropMatch::Udp
             )
         {
             return Err(invalid(
                 path.key("port"),
                 format!(
-                    "{} packets have no ports: remove `port`, or match \"syn\", \"tcp\" or \"udp\"",
+                    "{} packets have no ports: remove `port`, or match \"syn\", \"psh\", \"tcp\" or \"udp\"",
                     self.matching
                 ),
             ));
