@@ -28,10 +28,7 @@ pub(super) fn handshake_rtt(
         secs(tolerance.margin(rtt))
     );
     if let Some(n) = syns {
-        expected.push_str(&format!(
-            ", with {} before it",
-            words::count(n, "SYN")
-        ));
+        expected.push_str(&format!(", with {} before it", words::count(n, "SYN")));
     }
     let answered = t
         .flows_to(server)

@@ -296,7 +296,11 @@ impl fmt::Display for Expectation {
                 syns,
                 ..
             } => {
-                write!(f, "{host}: SYN-ACK from {server} {} after the first SYN", secs(*rtt))?;
+                write!(
+                    f,
+                    "{host}: SYN-ACK from {server} {} after the first SYN",
+                    secs(*rtt)
+                )?;
                 match syns {
                     Some(n) => write!(f, ", after {}", words::count(*n, "SYN")),
                     None => Ok(()),

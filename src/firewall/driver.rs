@@ -299,10 +299,29 @@ fn add_match(rule: &mut nftnl::Rule, m: &Match, family: Family, ipv4: &mut bool)
             rule.add_expr(&nft_expr!(bitwise mask TCP_PSH, xor 0u8));
             rule.add_expr(&nft_expr!(cmp == TCP_PSH));
         }
+        Match::Ipv4 => require_ipv4(rule, family, ipv4),
+        Match::Traced => {
+            rule.add_expr(&nftnl::expr::Immediate::new(
+                1u8,
+                nftnl::expr::Register::Reg1,
+            ));
+            rule.add_expr(&SetNftrace);
+        }
+        Match::Random(n) => {
+            rule.add_expr(&NumberGenerator {
+                random: true,
+                modulus: super::ruleset::RANDOM_MODULUS,
+            });
+            rule.add_expr(&HostToNetwork32);
+            rule.add_expr(&nft_expr!(cmp < &n.to_be_bytes()[..]));
+        }
         Match::FirstPackets(n) => {
             // The counter is host-endian in its register; `<` compares bytes as big-endian
             // numbers, so it is turned first, as the nft CLI does.
-            rule.add_expr(&IncrementingCounter);
+            rule.add_expr(&NumberGenerator {
+                random: false,
+                modulus: u32::MAX,
+            });
             rule.add_expr(&HostToNetwork32);
             rule.add_expr(&nft_expr!(cmp < &n.to_be_bytes()[..]));
         }
@@ -439,11 +458,15 @@ impl Expression for TransportByte {
     }
 }
 
-/// `numgen inc mod 2^32-1` into register 1: a counter of the packets that reach it, from 0,
-/// exact (no randomness, no refill over time as `limit` has; `quota` counts bytes).
-struct IncrementingCounter;
+/// `numgen inc mod M` or `numgen random mod M` into register 1. `inc` is a counter of the
+/// packets that reach it, from 0: exact (no randomness, no refill over time as `limit` has;
+/// `quota` counts bytes).
+struct NumberGenerator {
+    random: bool,
+    modulus: u32,
+}
 
-impl Expression for IncrementingCounter {
+impl Expression for NumberGenerator {
     fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
         // SAFETY: a fresh expression from libnftnl, set with the attributes "numgen" takes.
         unsafe {
@@ -451,12 +474,13 @@ impl Expression for IncrementingCounter {
                 .expect("libnftnl could not allocate an expression (out of memory)");
             let e = expr.as_ptr();
             sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_DREG as u16, libc::NFT_REG_1 as u32);
-            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_MODULUS as u16, u32::MAX);
-            sys::nftnl_expr_set_u32(
-                e,
-                sys::NFTNL_EXPR_NG_TYPE as u16,
-                libc::NFT_NG_INCREMENTAL as u32,
-            );
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_MODULUS as u16, self.modulus);
+            let kind = if self.random {
+                libc::NFT_NG_RANDOM
+            } else {
+                libc::NFT_NG_INCREMENTAL
+            };
+            sys::nftnl_expr_set_u32(e, sys::NFTNL_EXPR_NG_TYPE as u16, kind as u32);
             expr
         }
     }

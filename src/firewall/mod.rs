@@ -19,7 +19,9 @@ pub(crate) use driver::{Loaded, Mode, load};
 pub(crate) use handles::c_string;
 pub use origin::{AclDirection, GroupDirection, Origin};
 pub use ruleset::Table;
-pub(crate) use ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Verdict};
+pub(crate) use ruleset::{
+    BaseChain, Chain, Family, Hook, Match, RANDOM_MODULUS, Reject, Rule, Verdict,
+};
 pub(crate) use vpc::router_tables;
 
 /// The name of every table tcplab makes (for the topology's rules; a change of the rules

@@ -81,10 +81,20 @@ pub enum Match {
     TcpSyn,
     /// A TCP segment with PSH.
     TcpPsh,
+    /// Any IPv4 packet.
+    Ipv4,
+    /// At random, `n` in a million of the packets that reach this match (`numgen random`).
+    Random(u32),
+    /// Not a match: marks the packet for tracing, so that this rule's own verdict is traced
+    /// (a rule that drops at random cannot be preceded by a rule that marks the same packets).
+    Traced,
     /// The first N packets that reach this match (`numgen inc`, a counter per rule that
     /// starts at 0 when the rule is loaded): put last, after the other matches.
     FirstPackets(u32),
 }
+
+/// What [`Match::Random`] draws from: its `n` is in a million.
+pub const RANDOM_MODULUS: u32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -198,6 +208,9 @@ impl fmt::Display for Match {
             Match::OutputInterface(i) => write!(f, "oifname \"{i}\""),
             Match::TcpSyn => write!(f, "tcp flags & (syn|ack) == syn"),
             Match::TcpPsh => write!(f, "tcp flags & psh == psh"),
+            Match::Ipv4 => write!(f, "meta protocol ip"),
+            Match::Random(n) => write!(f, "numgen random mod {RANDOM_MODULUS} < {n}"),
+            Match::Traced => write!(f, "meta nftrace set 1"),
             Match::FirstPackets(n) => write!(f, "numgen inc mod {} < {n}", u32::MAX),
         }
     }

@@ -1,4 +1,4 @@
-//! Link impairments: netem qdiscs over netlink and exact drops as nftables rules.
+//! Link impairments: netem qdiscs over netlink; losses (random or exact) as nftables rules.
 //!
 //! A host's link is its `eth0` (in the host) and its port on the bridge (in the fabric).
 //! What the host sends is impaired by a netem root qdisc on `eth0`; what it receives, by one
@@ -11,12 +11,18 @@
 //! link's `noop` queue with its default when it handles the carrier-on, and a root qdisc
 //! added to a link that is up with its carrier is active when the netlink request returns.
 //!
-//! An exact drop ("the first N packets matching X") is an nftables rule in the fabric, on
-//! the host's port: its ingress hook for what the host sends, its egress hook for what it
+//! Loss is not netem's: a lost packet is an nftables rule in the fabric (netem on `eth0`
+//! would lose a packet before the sender's own capture sees it, unlike a real link), random
+//! (`numgen random`) or exact. An exact drop ("the first N packets matching X") is a rule on
+//! the host's port in the fabric: its ingress hook for what the host sends, its egress hook for what it
 //! receives, before the bridge's own rules in either case, so that the sender's capture shows
 //! the packet and the receiver's does not, as a lost packet looks on a real link. The count
 //! is `numgen inc`, a per-rule counter from 0: exact, unlike `limit` (a token bucket that
-//! refills with time) or `quota` (which counts bytes). netem's own loss is random.
+//! refills with time) or `quota` (which counts bytes).
+//!
+//! Some kernels are built without netem (CONFIG_NET_SCH_NETEM unset, as on this project's
+//! machines): delay, jitter, duplicate, reorder, corrupt and rate then fail with one line
+//! naming it, while loss and exact drops, which are nftables rules, work.
 
 use futures::StreamExt;
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
@@ -27,7 +33,9 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use super::build::{ETH0_INDEX, FIRST_PORT_INDEX};
 use super::rules::RuleBook;
 use super::{Lab, LabError};
-use crate::firewall::{self, BaseChain, Chain, Family, Hook, Match, Origin, Rule, Table, Verdict};
+use crate::firewall::{
+    self, BaseChain, Chain, Family, Hook, Match, Origin, RANDOM_MODULUS, Rule, Table, Verdict,
+};
 use crate::netns::Namespace;
 use crate::netns::WorkerState;
 use crate::spec::{DropMatch, Impairment, LinkDirection, Netem, Protocol, ResolvedDrop};
@@ -72,7 +80,8 @@ pub(crate) fn netem_options(n: &Netem) -> Vec<u8> {
     for v in [
         0,
         NETEM_LIMIT,
-        probability(n.loss),
+        // Loss is an nftables rule of the fabric (see the module's notes).
+        0,
         u32::from(reorder),
         probability(n.duplicate),
         0,
@@ -172,19 +181,41 @@ pub(super) fn apply_netem(
     state
         .runtime
         .block_on(set_qdisc(&handle, index, &netem, had))
-        .map_err(|source| LabError::Netlink {
-            what: format!(
-                "set the impairment of {link} ({netem}){}",
-                if is_missing(&source) {
-                    ": the kernel has no netem (sch_netem)"
-                } else {
-                    ""
+        .map_err(|source| {
+            if is_missing(&source) {
+                LabError::KernelFeature {
+                    feature: NETEM,
+                    hint: NETEM_HINT,
                 }
-            ),
-            source: Box::new(source),
+            } else {
+                LabError::Netlink {
+                    what: format!("set the impairment of {link} ({netem})"),
+                    source: Box::new(source),
+                }
+            }
         })
 }
 
+/// Whether the kernel has netem, tried on `lo` of a namespace made for the purpose (and
+/// gone on return): delay, jitter, duplicate, reorder, corrupt and rate need it.
+pub fn netem_available() -> Result<bool, LabError> {
+    let ns = Namespace::new()?;
+    let probe = Netem {
+        delay: std::time::Duration::from_millis(1),
+        ..Netem::default()
+    };
+    match ns.run(move |state| apply_netem(state, "lo of a probe namespace", 1, probe, false))? {
+        Ok(()) => Ok(true),
+        Err(LabError::KernelFeature { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The kernel feature delays and the rest need.
+pub(crate) const NETEM: &str = "sch_netem";
+const NETEM_HINT: &str = "delay, jitter, duplicate, reorder, corrupt and rate are netem's: load it with `modprobe sch_netem`, or use a kernel with CONFIG_NET_SCH_NETEM (loss and exact drops work without it)";
+
+/// A qdisc kind the kernel does not know: "Specified qdisc kind is unknown".
 fn is_missing(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m)
         if m.raw_code() == -libc::ENOENT || m.raw_code() == -libc::EOPNOTSUPP)
@@ -211,9 +242,9 @@ fn drop_matches(d: &ResolvedDrop) -> Vec<Match> {
     m
 }
 
-/// A host's table of exact drops in the fabric, on its port `port`, if it has any. With
-/// `trace`, the packets a drop counts are marked for tracing, so that attribution names the
-/// drop.
+/// A host's table of losses in the fabric, on its port `port`, if its link loses packets
+/// (exactly or at random). With `trace`, the packets a rule drops are marked for tracing, so
+/// that attribution names the impairment.
 pub(crate) fn drop_table(
     host: &str,
     port: &str,
@@ -221,27 +252,42 @@ pub(crate) fn drop_table(
     revision: usize,
     trace: bool,
 ) -> Option<Table> {
+    let origin = |direction, what: String| Origin::Impairment {
+        host: host.to_string(),
+        direction,
+        what,
+    };
     let chains: Vec<Chain> = [LinkDirection::Egress, LinkDirection::Ingress]
         .into_iter()
         .filter_map(|direction| {
-            let d = impair.get(direction).drop?;
-            let mut matches = drop_matches(&d);
-            if matches == [Match::L4Proto(Protocol::All)] {
-                matches = vec![Match::SourceNet("0.0.0.0/0".parse().expect("a CIDR"))];
-            }
+            let link = impair.get(direction);
             let mut rules = Vec::new();
-            if trace {
-                rules.push(Rule::new(matches.clone(), Verdict::TraceOn));
+            if let Some(d) = link.drop {
+                let mut matches = drop_matches(&d);
+                if trace {
+                    rules.push(Rule::new(matches.clone(), Verdict::TraceOn));
+                }
+                matches.push(Match::FirstPackets(
+                    u32::try_from(d.first).unwrap_or(u32::MAX),
+                ));
+                rules
+                    .push(Rule::new(matches, Verdict::Drop).from(origin(direction, d.to_string())));
             }
-            let mut counted = matches;
-            counted.push(Match::FirstPackets(
-                u32::try_from(d.first).unwrap_or(u32::MAX),
-            ));
-            rules.push(Rule::new(counted, Verdict::Drop).from(Origin::Impairment {
-                host: host.to_string(),
-                direction,
-                what: d.to_string(),
-            }));
+            if link.loss > 0.0 {
+                let share = f64::from(RANDOM_MODULUS) * link.loss / 100.0;
+                // IPv4 only: ARP is left alone, so that the link still resolves addresses.
+                let mut matches = vec![Match::Ipv4, Match::Random(share.round() as u32)];
+                if trace {
+                    matches.push(Match::Traced);
+                }
+                rules.push(Rule::new(matches, Verdict::Drop).from(origin(
+                    direction,
+                    format!("lose {}% of IPv4 packets at random", link.loss),
+                )));
+            }
+            if rules.is_empty() {
+                return None;
+            }
             let (name, hook) = match direction {
                 LinkDirection::Egress => ("from-host", Hook::Ingress),
                 LinkDirection::Ingress => ("to-host", Hook::Egress),
@@ -390,7 +436,8 @@ impl Lab {
             );
         }
         let mut drops = None;
-        if new.egress.drop.is_some() || new.ingress.drop.is_some() || old.table.is_some() {
+        let loses = |l: &crate::spec::LinkImpairment| l.drop.is_some() || l.loss > 0.0;
+        if loses(&new.egress) || loses(&new.ingress) || old.table.is_some() {
             let mut book = self.rules.lock().unwrap_or_else(|e| e.into_inner());
             let revision = book.next_revision(why);
             let mut tables: Vec<Table> = drop_table(host, host, &new, revision, book.trace)
@@ -469,7 +516,6 @@ mod tests {
         let n = Netem {
             delay: Duration::from_millis(100),
             jitter: Duration::from_millis(10),
-            loss: 100.0,
             duplicate: 50.0,
             reorder: 25.0,
             corrupt: 0.0,
@@ -477,7 +523,7 @@ mod tests {
         };
         let b = netem_options(&n);
         assert_eq!(u32_at(&b, 4), NETEM_LIMIT);
-        assert_eq!(u32_at(&b, 8), u32::MAX, "100% loss");
+        assert_eq!(u32_at(&b, 8), 0, "no loss: nftables does it");
         assert_eq!(u32_at(&b, 12), 1, "gap 1 with reordering, as tc sets it");
         assert_eq!(u32_at(&b, 16), u32::MAX / 2 + 1, "50% duplicates");
         let a = attrs(&b);
@@ -524,5 +570,19 @@ mod tests {
         );
         assert_eq!(t.chains.len(), 1, "nothing for the other direction");
         assert!(drop_table("a", "a", &Impairment::default(), 0, false).is_none());
+        let mut lossy = Impairment::default();
+        lossy.ingress.loss = 2.5;
+        let text = drop_table("b", "b", &lossy, 3, true).unwrap().to_string();
+        assert!(text.contains("tcplab-impair-b-r3"), "{text}");
+        assert!(
+            text.contains("hook egress device \"b\" priority -100"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "meta protocol ip numgen random mod 1000000 < 25000 meta nftrace set 1 drop"
+            ),
+            "{text}"
+        );
     }
 }

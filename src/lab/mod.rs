@@ -39,6 +39,7 @@ impl Default for LabOptions {
         LabOptions { trace_rules: true }
     }
 }
+pub use impair::netem_available;
 pub use preflight::check_privileges;
 pub use recording::{Recorded, Recording, port_capture_name};
 pub use vpc::bridge_name;

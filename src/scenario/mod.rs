@@ -151,6 +151,20 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// Whether its links need netem (a delay, jitter, duplicate, reorder, corrupt or rate,
+    /// in the topology or a step): see [`crate::lab::netem_available`].
+    pub fn needs_netem(&self) -> bool {
+        let netem =
+            |i: &crate::spec::Impairment| !i.egress.netem.is_none() || !i.ingress.netem.is_none();
+        self.resolved.hosts.iter().any(|h| netem(&h.impair))
+            || self.steps.iter().any(|s| {
+                s.impairment()
+                    .is_some_and(|(_, i)| i.resolve(&FieldPath::default()).is_ok_and(|r| netem(&r)))
+            })
+    }
+}
+
 /// Expands `${VAR}` in every command and makes relative program paths start from `dir`.
 fn ready_commands(steps: &mut [Step], dir: Option<&Path>) -> Result<(), (FieldPath, String)> {
     for (i, step) in steps.iter_mut().enumerate() {
@@ -757,14 +771,15 @@ fn check_expectations(
                     .map_err(|m| invalid(path.key("rtt"), m))?,
                 syns: syns
                     .map(|n| {
-                        usize::try_from(n).ok().filter(|n| (1..=64).contains(n)).ok_or_else(
-                            || {
+                        usize::try_from(n)
+                            .ok()
+                            .filter(|n| (1..=64).contains(n))
+                            .ok_or_else(|| {
                                 invalid(
                                     path.key("syns"),
                                     format!("{n} is not a number of SYNs: give 1 to 64"),
                                 )
-                            },
-                        )
+                            })
                     })
                     .transpose()?,
                 tolerance: tolerance_of(tolerance.as_ref(), path.key("tolerance"))?,

@@ -201,10 +201,10 @@ pub enum Step {
         drop: Option<DropFirst>,
         /// What the host sends (instead of the settings above).
         #[serde(default)]
-        egress: Option<LinkImpair>,
+        egress: Option<Box<LinkImpair>>,
         /// What the host receives (instead of the settings above).
         #[serde(default)]
-        ingress: Option<LinkImpair>,
+        ingress: Option<Box<LinkImpair>>,
     },
 }
 
@@ -235,8 +235,8 @@ impl Step {
                     corrupt: *corrupt,
                     rate: rate.clone(),
                     drop: drop.clone(),
-                    egress: egress.clone(),
-                    ingress: ingress.clone(),
+                    egress: egress.as_deref().cloned(),
+                    ingress: ingress.as_deref().cloned(),
                 },
             )),
             _ => None,

@@ -148,11 +148,9 @@ fn resolve_want(
                     tolerance,
                     syns,
                 },
-                FlowWant::Retransmissions(from) => Expectation::Retransmissions {
-                    host,
-                    server,
-                    from,
-                },
+                FlowWant::Retransmissions(from) => {
+                    Expectation::Retransmissions { host, server, from }
+                }
             }
         }
         Want::Payload {

@@ -163,8 +163,6 @@ pub struct Netem {
     pub delay: Duration,
     /// How much the delay varies, up or down.
     pub jitter: Duration,
-    /// Percent lost, 0 to 100.
-    pub loss: f64,
     /// Percent duplicated.
     pub duplicate: f64,
     /// Percent reordered (sent without the delay).
@@ -213,6 +211,9 @@ impl fmt::Display for ResolvedDrop {
 pub struct LinkImpairment {
     /// What netem does.
     pub netem: Netem,
+    /// Percent of packets lost at random, 0 to 100 (an nftables rule, not netem: see
+    /// `lab::impair`).
+    pub loss: f64,
     /// The exact drop, if any.
     pub drop: Option<ResolvedDrop>,
 }
@@ -339,10 +340,10 @@ impl LinkImpair {
             Some(d) => Some(d.resolve(&path.key("drop"))?),
         };
         Ok(LinkImpairment {
+            loss: percent("loss", self.loss)?,
             netem: Netem {
                 delay,
                 jitter,
-                loss: percent("loss", self.loss)?,
                 duplicate: percent("duplicate", self.duplicate)?,
                 reorder,
                 corrupt: percent("corrupt", self.corrupt)?,
@@ -439,7 +440,6 @@ impl fmt::Display for Netem {
             parts.push(d);
         }
         for (what, p) in [
-            ("loss", self.loss),
             ("duplicate", self.duplicate),
             ("reorder", self.reorder),
             ("corrupt", self.corrupt),
@@ -500,7 +500,8 @@ mod tests {
         };
         let r = split.resolve(&path()).unwrap();
         assert!(r.egress.netem.is_none());
-        assert_eq!(r.ingress.netem.loss, 5.0);
+        assert_eq!(r.ingress.loss, 5.0);
+        assert!(r.ingress.netem.is_none(), "loss needs no netem");
         let mixed = Impair {
             delay: Some(0.1),
             egress: Some(LinkImpair::default()),
