@@ -308,3 +308,64 @@ fn dropped_by_names_are_checked_against_the_topology() {
         assert!(e.starts_with("s.toml:"), "{e}");
     }
 }
+
+#[test]
+fn an_impair_step_is_checked_with_its_place() {
+    let step =
+        |keys: &str| format!("{HEAD}[[step]]\naction = \"impair\"\nhost = \"server\"\n{keys}\n");
+    assert!(Scenario::from_toml(&step("delay = 0.1"), "s.toml", Some(fixtures()), "s").is_ok());
+    assert!(
+        Scenario::from_toml(&step(""), "s.toml", Some(fixtures()), "s").is_ok(),
+        "no settings: removes them"
+    );
+    let e = error_of(&step("loss = 120"));
+    assert!(
+        e.starts_with("s.toml:6:8: step[0].loss: 120 is not a percentage"),
+        "{e}"
+    );
+    let e = error_of(&step("ingress = { delay = 75 }"));
+    assert!(
+        e.starts_with("s.toml:6:21: step[0].ingress.delay: 75 is not a delay"),
+        "{e}"
+    );
+    let e = error_of(&format!(
+        "{HEAD}[[step]]\naction = \"impair\"\nhost = \"nobody\"\n"
+    ));
+    assert!(
+        e.starts_with("s.toml:5:8: step[0].host: no host named `nobody`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn link_expectations_are_checked_with_their_place() {
+    let text = |keys: &str| format!("{HEAD}[[expect]]\n{keys}\n");
+    let ok = text(
+        "kind = \"handshake-rtt\"\nhost = \"client-1\"\nserver = \"server:1234\"\nrtt = 0.2\nsyns = 2",
+    );
+    let s = Scenario::from_toml(&ok, "s.toml", Some(fixtures()), "s").unwrap();
+    assert!(matches!(
+        &s.expectations[0],
+        Expectation::HandshakeRtt { syns: Some(2), .. }
+    ));
+    let e = error_of(&text(
+        "kind = \"handshake-rtt\"\nhost = \"client-1\"\nserver = \"server:1234\"\nrtt = -1",
+    ));
+    assert!(e.starts_with("s.toml:7:7: expect[0].rtt: -1 is not"), "{e}");
+    let e = error_of(&text(
+        "kind = \"handshake-rtt\"\nhost = \"client-1\"\nserver = \"server:1234\"\nrtt = 1\nsyns = 0",
+    ));
+    assert!(
+        e.starts_with("s.toml:8:8: expect[0].syns: 0 is not a number of SYNs"),
+        "{e}"
+    );
+    let e = error_of(&text(
+        "kind = \"retransmissions\"\nhost = \"client-1\"\nserver = \"server:1234\"\nfrom = \"both\"",
+    ));
+    assert!(e.starts_with("s.toml:"), "{e}");
+    assert!(e.contains("unknown variant `both`"), "{e}");
+    let e = error_of(&text(
+        "kind = \"dropped-by\"\nserver = \"server:1234\"\nby = \"impairment:nobody\"",
+    ));
+    assert!(e.contains("no host named `nobody`"), "{e}");
+}

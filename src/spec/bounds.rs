@@ -69,7 +69,7 @@ pub fn count(len: usize, max: usize, what: &str) -> Result<(), String> {
 }
 
 /// A float as the user wrote it, with NaN and the infinities named as TOML names them.
-fn show(value: f64) -> String {
+pub(crate) fn show(value: f64) -> String {
     if value.is_nan() {
         "nan".into()
     } else if value.is_infinite() {

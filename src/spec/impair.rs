@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::bounds::show;
 use super::model::PortRange;
 use super::resolve::{FieldPath, ValidationError, invalid};
 
@@ -412,20 +413,6 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     Ok(bits.round() as u64)
-}
-
-fn show(value: f64) -> String {
-    if value.is_nan() {
-        "nan".into()
-    } else if value.is_infinite() {
-        if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        }
-    } else {
-        value.to_string()
-    }
 }
 
 impl fmt::Display for Netem {

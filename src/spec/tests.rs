@@ -417,3 +417,98 @@ fn vpc_mistakes_are_refused_with_their_place() {
     let e = error_of(&VPC.replace("target = \"blackhole\"", "target = \"nat\""));
     assert!(e.contains("is not a route target"), "{e}");
 }
+
+#[test]
+fn impairments_read_from_a_host() {
+    let text = "[[host]]\nname = \"a\"\nimpair = { delay = 0.1, jitter = 0.01, loss = 5.0, rate = \"1mbit\" }\n\n[[host]]\nname = \"b\"\n[host.impair.ingress]\ndelay = 0.2\ndrop = { first = 2, match = \"syn\", port = 80 }\n";
+    let (_, r) = Topology::from_toml(text, "t.toml").unwrap();
+    let a = &r.hosts[0].impair;
+    assert_eq!(
+        a.egress, a.ingress,
+        "top-level settings are both directions'"
+    );
+    assert_eq!(a.egress.netem.delay, std::time::Duration::from_millis(100));
+    assert_eq!(a.egress.loss, 5.0);
+    assert_eq!(a.egress.netem.rate, Some(1_000_000));
+    let b = &r.hosts[1].impair;
+    assert!(b.egress.netem.is_none() && b.egress.drop.is_none());
+    let d = b.ingress.drop.unwrap();
+    assert_eq!((d.first, d.matching), (2, DropMatch::Syn));
+    assert_eq!(d.port, Some(PortRange::single(80)));
+}
+
+#[test]
+fn impairments_out_of_bounds_point_at_their_place() {
+    // (the table, the text the error points at, the field, what it says)
+    for (impair, point, path, says) in [
+        ("{ delay = 61 }", "61", "delay", "61 is not a delay"),
+        ("{ delay = -1 }", "-1", "delay", "give seconds from 0 to 60"),
+        ("{ delay = nan }", "nan", "delay", "nan is not a delay"),
+        ("{ loss = 101 }", "101", "loss", "101 is not a percentage"),
+        (
+            "{ duplicate = -0.5 }",
+            "-0.5",
+            "duplicate",
+            "not a percentage",
+        ),
+        (
+            "{ corrupt = inf }",
+            "inf",
+            "corrupt",
+            "inf is not a percentage",
+        ),
+        ("{ reorder = 5 }", "5", "reorder", "give a `delay` too"),
+        (
+            "{ delay = 0.1, jitter = 0.2 }",
+            "0.2",
+            "jitter",
+            "at least as large",
+        ),
+        ("{ rate = \"fast\" }", "\"fast", "rate", "is not a rate"),
+        ("{ rate = \"99gbit\" }", "\"99", "rate", "is not a rate"),
+        (
+            "{ drop = { first = 0 } }",
+            "0",
+            "drop.first",
+            "give 1 to 1000000",
+        ),
+        (
+            "{ drop = { first = 1, match = \"icmp\", port = 1 } }",
+            "1 }",
+            "drop.port",
+            "have no ports",
+        ),
+        (
+            "{ loss = 1, egress = { loss = 2 } }",
+            "egress",
+            "egress",
+            "not both",
+        ),
+        (
+            "{ egress = { delay = 100 } }",
+            "100",
+            "egress.delay",
+            "100 is not a delay",
+        ),
+    ] {
+        let line = format!("impair = {impair}");
+        let column = line.rfind(point).unwrap() + 1;
+        let e = error_of(&format!("[[host]]\nname = \"a\"\n{line}\n"));
+        let at = format!("t.toml:3:{column}: host[0].impair.{path}: ");
+        assert!(e.starts_with(&at), "{impair}: {e} (expected {at})");
+        assert!(e.contains(says), "{impair}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    for (impair, says) in [
+        ("{ delay = \"1s\" }", "invalid type"),
+        ("{ dlay = 1 }", "unknown field `dlay`"),
+        (
+            "{ drop = { first = 1, match = \"fin\" } }",
+            "unknown variant `fin`",
+        ),
+    ] {
+        let e = error_of(&format!("[[host]]\nname = \"a\"\nimpair = {impair}\n"));
+        assert!(e.starts_with("t.toml:3:"), "{impair}: {e}");
+        assert!(e.contains(says), "{impair}: {e}");
+    }
+}

@@ -1,0 +1,186 @@
+//! Link impairments applied in a lab: measured on the captures, changed mid-run, removed with
+//! the lab.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::hygiene::{referenced_net_namespaces, root_namespace_state};
+use common::{WAIT, privileged};
+use tcplab::lab::{Lab, LabError, netem_available};
+use tcplab::spec::{HostSpec, Impair, Impairment, LinkImpair, Topology};
+use tcplab::trace::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Kind, Trace};
+
+fn two_hosts(b: HostSpec) -> Option<Lab> {
+    if !privileged() {
+        return None;
+    }
+    let topo = Topology::default().host(HostSpec::new("a")).host(b);
+    Some(Lab::build(&topo).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn ping(lab: &Lab, count: u32) -> bool {
+    let mut c = Command::new("ping");
+    c.args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "b"]);
+    let outcome = lab.host("a").unwrap().run(c, WAIT).unwrap();
+    outcome.status.success()
+}
+
+/// The times of the ICMP echo messages of `icmp_type` on a capture.
+fn echoes(t: &Trace, icmp_type: u8) -> Vec<Duration> {
+    t.packets
+        .iter()
+        .filter(|p| matches!(&p.kind, Kind::Icmp(i) if i.icmp_type == icmp_type))
+        .map(|p| p.at)
+        .collect()
+}
+
+fn trace<'a>(traces: &'a [Trace], host: &str) -> &'a Trace {
+    traces.iter().find(|t| t.host == host).unwrap()
+}
+
+/// The tables of the fabric, as `nft` lists them.
+fn fabric_tables(lab: &Lab) -> String {
+    let mut c = Command::new("nft");
+    c.args(["list", "tables"]);
+    let outcome = lab.fabric().spawn(c).unwrap().wait(WAIT).unwrap();
+    assert!(outcome.status.success(), "{}", outcome.transcript());
+    outcome.stdout().collect::<Vec<_>>().join("\n")
+}
+
+fn loss(percent: f64) -> Impairment {
+    Impair {
+        ingress: Some(LinkImpair {
+            loss: Some(percent),
+            ..LinkImpair::default()
+        }),
+        ..Impair::default()
+    }
+    .resolve(&Default::default())
+    .unwrap()
+}
+
+#[test]
+fn full_loss_on_a_link_hides_packets_from_the_receiver_only_until_removed() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    lab.impair("b", &loss(100.0), Some("the test")).unwrap();
+    assert!(fabric_tables(&lab).contains("tcplab-impair-b-r1"));
+    let rec = lab.start_captures().unwrap();
+    assert!(!ping(&lab, 2), "every echo request to b is lost");
+    let traces = rec.stop(None).unwrap();
+    assert_eq!(echoes(trace(&traces, "a"), ICMP_ECHO_REQUEST).len(), 2);
+    assert!(
+        echoes(trace(&traces, "b"), ICMP_ECHO_REQUEST).is_empty(),
+        "b's capture shows none: the link lost them before b"
+    );
+
+    lab.impair("b", &Impairment::default(), None).unwrap();
+    assert!(!fabric_tables(&lab).contains("tcplab-impair"), "removed");
+    assert_eq!(lab.impairment("b").unwrap(), Impairment::default());
+    let rec = lab.start_captures().unwrap();
+    assert!(ping(&lab, 2), "the link carries everything again");
+    let traces = rec.stop(None).unwrap();
+    assert_eq!(echoes(trace(&traces, "b"), ICMP_ECHO_REQUEST).len(), 2);
+}
+
+#[test]
+fn an_exact_drop_loses_the_first_packets_and_no_more() {
+    let b = HostSpec::new("b").impair(Impair {
+        ingress: Some(LinkImpair {
+            drop: Some(tcplab::spec::DropFirst {
+                first: 2,
+                matching: tcplab::spec::DropMatch::Icmp,
+                port: None,
+            }),
+            ..LinkImpair::default()
+        }),
+        ..Impair::default()
+    });
+    let Some(lab) = two_hosts(b) else { return };
+    let rec = lab.start_captures().unwrap();
+    // ping exits 0 when any reply came: the 2 first requests are lost, the 3 others answered.
+    assert!(ping(&lab, 5));
+    let traces = rec.stop(None).unwrap();
+    assert_eq!(echoes(trace(&traces, "a"), ICMP_ECHO_REQUEST).len(), 5);
+    assert_eq!(echoes(trace(&traces, "b"), ICMP_ECHO_REQUEST).len(), 3);
+    assert_eq!(echoes(trace(&traces, "a"), ICMP_ECHO_REPLY).len(), 3);
+}
+
+#[test]
+fn a_delay_shows_in_the_round_trip_on_the_captures() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    let delay = Duration::from_millis(200);
+    let impair = Impair {
+        ingress: Some(LinkImpair {
+            delay: Some(delay.as_secs_f64()),
+            ..LinkImpair::default()
+        }),
+        ..Impair::default()
+    }
+    .resolve(&Default::default())
+    .unwrap();
+    if !netem_available().unwrap() {
+        let e = lab.impair("b", &impair, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LabError::KernelFeature {
+                    feature: "sch_netem",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("CONFIG_NET_SCH_NETEM"), "{e}");
+        eprintln!("NOT RUN: this kernel has no netem; checked that a delay is refused: {e}");
+        return;
+    }
+    lab.impair("b", &impair, None).unwrap();
+    let rec = lab.start_captures().unwrap();
+    assert!(ping(&lab, 3));
+    let traces = rec.stop(None).unwrap();
+    let a = trace(&traces, "a");
+    let (out, back) = (echoes(a, ICMP_ECHO_REQUEST), echoes(a, ICMP_ECHO_REPLY));
+    assert_eq!((out.len(), back.len()), (3, 3));
+    for (sent, answered) in out.iter().zip(&back) {
+        let rtt = *answered - *sent;
+        assert!(
+            rtt >= delay && rtt < delay + Duration::from_millis(100),
+            "round trip {rtt:?} on a's capture, the link delays by {delay:?}"
+        );
+    }
+    // b's own capture sees each request after the delay and answers at once.
+    let b = trace(&traces, "b");
+    let rtt = echoes(b, ICMP_ECHO_REPLY)[0] - echoes(b, ICMP_ECHO_REQUEST)[0];
+    assert!(rtt < Duration::from_millis(50), "{rtt:?}");
+}
+
+#[test]
+fn an_impaired_lab_leaves_nothing_behind() {
+    if !privileged() {
+        return;
+    }
+    let before = root_namespace_state();
+    let b = HostSpec::new("b").impair(Impair {
+        loss: Some(1.0),
+        ..Impair::default()
+    });
+    let lab = Lab::build(&Topology::default().host(HostSpec::new("a")).host(b))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(fabric_tables(&lab).contains("tcplab-impair-b-r0"));
+    let inodes: Vec<u64> = std::iter::once(lab.fabric().inode())
+        .chain(lab.hosts().iter().map(|h| h.ns().inode()))
+        .collect();
+    drop(lab);
+    let live = referenced_net_namespaces();
+    assert!(
+        inodes.iter().all(|i| !live.contains(i)),
+        "namespaces outlived the lab"
+    );
+    assert_eq!(root_namespace_state(), before);
+}
