@@ -184,3 +184,56 @@ fn an_impaired_lab_leaves_nothing_behind() {
     );
     assert_eq!(root_namespace_state(), before);
 }
+
+#[test]
+fn a_lost_syn_through_the_rust_api() {
+    use tcplab::expect;
+    let client = HostSpec::new("a").impair(Impair {
+        egress: Some(LinkImpair {
+            drop: Some(tcplab::spec::DropFirst {
+                first: 1,
+                matching: tcplab::spec::DropMatch::Syn,
+                port: None,
+            }),
+            ..LinkImpair::default()
+        }),
+        ..Impair::default()
+    });
+    if !privileged() {
+        return;
+    }
+    let lab = Lab::build(&Topology::default().host(client).host(HostSpec::new("b")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = lab.record().unwrap();
+    let _server = run
+        .spawn_command("b", common::tcp_server("0.0.0.0", 1234, &[]))
+        .unwrap();
+    run.wait_listening("b", 1234, WAIT).unwrap();
+    let b = lab.host("b").unwrap().address().to_string();
+    let client = run
+        .run(
+            "a",
+            [
+                env!("CARGO_BIN_EXE_tcp-client"),
+                &b,
+                "1234",
+                "-c",
+                "1",
+                "--pause-sec",
+                "0",
+            ],
+        )
+        .unwrap();
+    run.check([
+        expect::class(&client, tcplab::ErrorClass::Ok),
+        expect::handshake_rtt("a", "b:1234", Duration::from_secs(1)).syns(2),
+        expect::handshake_rtt("b", "b:1234", Duration::ZERO)
+            .syns(1)
+            .tolerance(expect::Tolerance {
+                absolute: Duration::from_millis(50),
+                relative: 0.0,
+            }),
+        expect::dropped_by("b:1234", "impairment:a"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+}

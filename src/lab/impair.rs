@@ -408,11 +408,7 @@ impl Lab {
         impair: &Impairment,
         why: Option<&str>,
     ) -> Result<(), LabError> {
-        let i = self
-            .hosts
-            .iter()
-            .position(|h| h.name == host)
-            .ok_or_else(|| self.host(host).err().expect("no such host"))?;
+        let i = self.host_index(host)?;
         let mut impairs = self.impairs.lock().unwrap_or_else(|e| e.into_inner());
         let old = impairs[i].clone();
         let new = *impair;
@@ -477,13 +473,18 @@ impl Lab {
         }
     }
 
-    /// What host `host`'s link is impaired with now.
-    pub fn impairment(&self, host: &str) -> Result<Impairment, LabError> {
-        let i = self
+    fn host_index(&self, host: &str) -> Result<usize, LabError> {
+        let found = self.host(host)?;
+        Ok(self
             .hosts
             .iter()
-            .position(|h| h.name == host)
-            .ok_or_else(|| self.host(host).err().expect("no such host"))?;
+            .position(|h| std::ptr::eq(h, found))
+            .unwrap_or_default())
+    }
+
+    /// What host `host`'s link is impaired with now.
+    pub fn impairment(&self, host: &str) -> Result<Impairment, LabError> {
+        let i = self.host_index(host)?;
         let impairs = self.impairs.lock().unwrap_or_else(|e| e.into_inner());
         Ok(impairs[i].impair)
     }
