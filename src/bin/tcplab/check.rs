@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::CliError;
-use tcplab::lab::{Lab, check_privileges};
+use tcplab::lab::{Lab, check_privileges, netem_available};
 use tcplab::spec::{Action, FirewallRule, HostSpec, Protocol, SecurityGroup, SgRule, Topology};
 
 pub fn check() -> Result<u8, CliError> {
@@ -73,6 +73,14 @@ pub fn check() -> Result<u8, CliError> {
                 "namespaces, bridge, veths, nftables security groups and firewalls, conntrack",
                 Err(e.to_string()),
             ),
+        }
+        // Optional: only link delays and the like need it.
+        match netem_available() {
+            Ok(true) => report("netem (link delay, jitter, rate...)", Ok(String::new())),
+            Ok(false) => println!(
+                "--   netem not in this kernel (CONFIG_NET_SCH_NETEM): links cannot be delayed, slowed, duplicated, reordered or corrupted; loss and exact drops work"
+            ),
+            Err(e) => report("netem (link delay, jitter, rate...)", Err(e.to_string())),
         }
     }
     for tool in ["ping", "ip", "nft", "ss", "tcpdump", "tshark", "nc"] {
