@@ -229,8 +229,8 @@ fn drop_matches(d: &ResolvedDrop) -> Vec<Match> {
         DropMatch::Tcp => vec![Match::L4Proto(Protocol::Tcp)],
         DropMatch::Udp => vec![Match::L4Proto(Protocol::Udp)],
         DropMatch::Icmp => vec![Match::L4Proto(Protocol::Icmp)],
-        // Every IPv4 packet: ARP and the rest are left alone, as netem's loss would not.
-        DropMatch::All => vec![Match::L4Proto(Protocol::All)],
+        // Every IPv4 packet: ARP is left alone, so that the link still resolves addresses.
+        DropMatch::All => vec![Match::Ipv4],
     };
     if let Some(ports) = d.port {
         let protocol = match d.matching {
@@ -570,6 +570,12 @@ mod tests {
             "{text}"
         );
         assert_eq!(t.chains.len(), 1, "nothing for the other direction");
+        let all = ResolvedDrop {
+            first: 3,
+            matching: DropMatch::All,
+            port: None,
+        };
+        assert_eq!(drop_matches(&all), [Match::Ipv4], "IPv4 only: ARP passes");
         assert!(drop_table("a", "a", &Impairment::default(), 0, false).is_none());
         let mut lossy = Impairment::default();
         lossy.ingress.loss = 2.5;
