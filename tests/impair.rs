@@ -49,7 +49,7 @@ fn fabric_tables(lab: &Lab) -> String {
     outcome.stdout().collect::<Vec<_>>().join("\n")
 }
 
-fn loss(percent: f64) -> Impairment {
+fn loss(percent: f64) -> Impair {
     Impair {
         ingress: Some(LinkImpair {
             loss: Some(percent),
@@ -57,8 +57,6 @@ fn loss(percent: f64) -> Impairment {
         }),
         ..Impair::default()
     }
-    .resolve(&Default::default())
-    .unwrap()
 }
 
 #[test]
@@ -77,7 +75,7 @@ fn full_loss_on_a_link_hides_packets_from_the_receiver_only_until_removed() {
         "b's capture shows none: the link lost them before b"
     );
 
-    lab.impair("b", &Impairment::default(), None).unwrap();
+    lab.impair("b", &Impair::default(), None).unwrap();
     assert!(!fabric_tables(&lab).contains("tcplab-impair"), "removed");
     assert_eq!(lab.impairment("b").unwrap(), Impairment::default());
     let rec = lab.start_captures().unwrap();
@@ -121,9 +119,7 @@ fn a_delay_shows_in_the_round_trip_on_the_captures() {
             ..LinkImpair::default()
         }),
         ..Impair::default()
-    }
-    .resolve(&Default::default())
-    .unwrap();
+    };
     if !netem_available().unwrap() {
         let e = lab.impair("b", &impair, None).unwrap_err();
         assert!(
@@ -158,6 +154,21 @@ fn a_delay_shows_in_the_round_trip_on_the_captures() {
     let b = trace(&traces, "b");
     let rtt = echoes(b, ICMP_ECHO_REPLY)[0] - echoes(b, ICMP_ECHO_REQUEST)[0];
     assert!(rtt < Duration::from_millis(50), "{rtt:?}");
+}
+
+#[test]
+fn settings_out_of_bounds_are_refused_before_anything_changes() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    let e = lab.impair("b", &loss(150.0), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid topology: impair.ingress.loss: 150 is not a percentage: give loss as a number from 0 to 100"
+    );
+    assert_eq!(lab.impairment("b").unwrap(), Impairment::default());
+    let e = lab.impair("nobody", &loss(1.0), None).unwrap_err();
+    assert!(e.to_string().starts_with("no host named `nobody`"), "{e}");
 }
 
 #[test]

@@ -38,7 +38,7 @@ use crate::firewall::{
 };
 use crate::netns::Namespace;
 use crate::netns::WorkerState;
-use crate::spec::{DropMatch, Impairment, LinkDirection, Netem, Protocol, ResolvedDrop};
+use crate::spec::{DropMatch, Impair, Impairment, LinkDirection, Netem, Protocol, ResolvedDrop};
 use crate::spec::{Placement, Resolved};
 
 /// The start of the name of a host's table of exact drops in the fabric:
@@ -398,11 +398,30 @@ pub(super) fn apply_topology(
 }
 
 impl Lab {
-    /// Replaces the impairments of host `host`'s link with `impair` (an empty one removes
-    /// them) while the lab runs. Netem settings change in place (packets queued stay queued);
-    /// exact drops count again from 0. `why` (e.g. `step 4`) names the change in reports of
-    /// which rule stopped a packet.
-    pub fn impair(
+    /// Replaces the impairments of host `host`'s link with `impair`, as a host's `impair`
+    /// table says them (an empty one removes them), while the lab runs. Netem settings change
+    /// in place (packets queued stay queued); exact drops count again from 0. `why` (e.g.
+    /// `step 4`) names the change in reports of which rule stopped a packet.
+    ///
+    /// ```no_run
+    /// use tcplab::spec::{Impair, LinkImpair};
+    /// # fn main() -> Result<(), tcplab::LabError> {
+    /// # let lab = tcplab::Lab::from_file("fixtures/topologies/article.toml")?;
+    /// let slow = Impair {
+    ///     ingress: Some(LinkImpair { delay: Some(0.2), ..LinkImpair::default() }),
+    ///     ..Impair::default()
+    /// };
+    /// lab.impair("server", &slow, None)?;
+    /// lab.impair("server", &Impair::default(), None)?; // and back
+    /// # Ok(()) }
+    /// ```
+    pub fn impair(&self, host: &str, impair: &Impair, why: Option<&str>) -> Result<(), LabError> {
+        let checked = impair.resolve(&crate::spec::FieldPath::default().key("impair"))?;
+        self.impair_checked(host, &checked, why)
+    }
+
+    /// Like [`Lab::impair`], with settings already checked.
+    pub fn impair_checked(
         &self,
         host: &str,
         impair: &Impairment,
@@ -542,6 +561,37 @@ mod tests {
         assert_eq!(a[1].1, 10_000_000i64.to_ne_bytes());
         assert_eq!(u32_at(&a[3].1, 0), 125_000, "1 Mbit/s is 125 kB/s");
         assert_eq!(b.len() % 4, 0);
+    }
+
+    /// What `tc qdisc replace dev lo root netem delay 100ms 10ms reorder 25% duplicate 50%
+    /// rate 1mbit limit 1000` (iproute2 6.1) sent, seen with strace: the same options but the
+    /// times, which tc writes in the old 32-bit fields in ticks, and tcplab in the 64-bit
+    /// attributes in nanoseconds.
+    #[test]
+    fn netem_options_match_what_tc_sends() {
+        let tc: [u8; 56] = [
+            0x84, 0xd7, 0x17, 0x00, 0xe8, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x5a, 0x62, 0x02, 0x00, 0x0c, 0x00, 0x03, 0x00,
+            0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x06, 0x00, 0x48, 0xe8,
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let ours = netem_options(&Netem {
+            delay: Duration::from_millis(100),
+            jitter: Duration::from_millis(10),
+            duplicate: 50.0,
+            reorder: 25.0,
+            corrupt: 0.0,
+            rate: Some(1_000_000),
+        });
+        // limit, loss, gap, duplicate: as tc's.
+        assert_eq!(ours[4..20], tc[4..20]);
+        assert_eq!(
+            (u32_at(&ours, 0), u32_at(&ours, 20)),
+            (0, 0),
+            "times go below"
+        );
+        // After the two 64-bit times (12 bytes each), the reorder and rate attributes as tc's.
+        assert_eq!(ours[24 + 24..], tc[24..]);
     }
 
     #[test]

@@ -448,13 +448,10 @@ impl Runner<'_> {
                 self.apply_rules()?;
             }
             Step::Impair { .. } => {
+                // Checked when the file was read.
                 if let Some((host, impair)) = step.impairment() {
-                    // Checked when the file was read: this cannot fail here.
-                    let impairment = impair
-                        .resolve(&crate::spec::FieldPath::default())
-                        .map_err(|e| e.message)?;
                     self.lab
-                        .impair(host, &impairment, Some(&format!("step {}", self.step)))
+                        .impair(host, &impair, Some(&format!("step {}", self.step)))
                         .map_err(|e| e.to_string())?;
                 }
             }
