@@ -387,6 +387,10 @@ fn explain(origin: &Origin, key: &PacketKey) -> String {
                 key.service()
             )
         }
+        Origin::NoInstance { subnet, .. } => format!(
+            "the VPC (subnet {subnet}): no instance holds {}, the router drops it",
+            key.dst().0
+        ),
         other => other.to_string(),
     }
 }
@@ -538,7 +542,13 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
             if let Some(dst) = name_of(list[0].key.dst().0)
                 && place != dst
             {
-                let saw = saw_count(list, dst, traces);
+                // Stopped between the hosts, these very packets cannot have reached it (a
+                // retransmission with the same headers may have).
+                let saw = if place == "fabric" || place == "router" {
+                    0
+                } else {
+                    saw_count(list, dst, traces)
+                };
                 let them = if list.len() == 1 { "it" } else { "them" };
                 line.push_str(&match saw {
                     0 => format!("; {dst} never saw {them}"),

@@ -128,6 +128,14 @@ pub enum Origin {
         /// What it does, e.g. `drop the first 1 tcp SYN packet`.
         what: String,
     },
+    /// An address of a subnet that no instance holds (or the VPC router's own): AWS drops
+    /// what is sent there, without an answer.
+    NoInstance {
+        /// The subnet.
+        subnet: String,
+        /// The address, or the subnet's CIDR for any address nobody holds.
+        address: String,
+    },
     /// No route of the subnet's table covers the destination: AWS drops the packet.
     NoRoute {
         /// The subnet whose table it is.
@@ -141,7 +149,11 @@ impl Origin {
     /// Whether the rule answers the packets it stops (with a reset or an ICMP error) rather
     /// than dropping them silently.
     pub fn rejects(&self) -> bool {
-        matches!(self, Origin::Firewall { action, .. } if *action != Action::Drop)
+        match self {
+            Origin::Firewall { action, .. } => *action != Action::Drop,
+            Origin::Route { target, .. } => target == "unreachable" || target == "prohibit",
+            _ => false,
+        }
     }
 
     /// The name a `dropped-by` expectation gives it: `security-group:NAME` (each group of a
@@ -164,6 +176,7 @@ impl Origin {
             Origin::AclEntry { acl, .. } => vec![format!("network-acl:{acl}")],
             Origin::Impairment { host, .. } => vec![format!("impairment:{host}")],
             Origin::NoBroadcast => vec!["vpc:broadcast".into()],
+            Origin::NoInstance { subnet, .. } => vec![format!("vpc:{subnet}")],
             Origin::Route { subnet, table, .. } | Origin::NoRoute { subnet, table } => {
                 let mut names = vec![format!("route-table:{subnet}")];
                 if let Some(t) = table {
@@ -340,6 +353,10 @@ impl fmt::Display for Origin {
                     "{table} (subnet {subnet}): route to {destination} is {target}"
                 )
             }
+            Origin::NoInstance { subnet, address } => write!(
+                f,
+                "the VPC (subnet {subnet}): no instance holds {address}, the router drops it"
+            ),
             Origin::NoRoute { subnet, table } => {
                 let table = table
                     .as_deref()

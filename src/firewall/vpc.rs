@@ -5,7 +5,7 @@
 use ipnet::Ipv4Net;
 
 use super::origin::AclDirection;
-use super::ruleset::{BaseChain, Chain, Family, Hook, Match, Rule, Table, Verdict};
+use super::ruleset::{BaseChain, Chain, Family, Hook, Match, Reject, Rule, Table, Verdict};
 use super::{Build, Origin, TABLE};
 use crate::spec::{AclAction, AclEntry, Resolved};
 
@@ -14,13 +14,16 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
     let Some(vpc) = &r.vpc else {
         return Vec::new();
     };
+    // Every subnet's outbound jump before any inbound one: AWS checks the source subnet's
+    // outbound ACL before the destination's inbound ACL.
     let mut forward = Vec::new();
+    let mut inbound_jumps = Vec::new();
     let mut chains = Vec::new();
     let mut prerouting = Vec::new();
     for s in &vpc.subnets {
         // Routes as the router will choose them, most specific first, so that the packets a
-        // route drops are dropped (and traced) by a rule that names it; what goes on is left
-        // to the kernel's routing, which answers for `unreachable` and `prohibit` itself.
+        // route drops or answers are stopped (and traced) by a rule that names it; what goes
+        // on is left to the kernel's routing.
         let name = format!("route-{}", s.name);
         prerouting.push(Rule::new(
             vec![Match::InputInterface(s.name.clone())],
@@ -42,7 +45,7 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
             &acl.outbound,
         ));
         let inbound = format!("acl-in-{}", s.name);
-        forward.push(Rule::new(
+        inbound_jumps.push(Rule::new(
             vec![Match::OutputInterface(s.name.clone())],
             Verdict::Jump(inbound.clone()),
         ));
@@ -54,6 +57,7 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
             &acl.inbound,
         ));
     }
+    forward.extend(inbound_jumps);
     chains.insert(
         0,
         Chain {
@@ -92,32 +96,79 @@ pub(crate) fn router_tables(r: &Resolved, build: Build) -> Vec<Table> {
 /// A subnet's routes, most specific first: a route that carries the packet returns it to
 /// the kernel's routing; a blackhole, or no route at all, drops it here.
 fn route_chain(name: String, r: &Resolved, s: &crate::spec::ResolvedSubnet) -> Chain {
+    use crate::spec::RouteTarget;
     let vpc = r.vpc.as_ref().expect("routes exist only in a VPC");
-    let mut routes: Vec<(Ipv4Net, Option<&crate::spec::ResolvedRoute>)> =
-        vpc.subnets.iter().map(|o| (o.cidr, None)).collect();
-    routes.extend(
-        s.routes
-            .iter()
-            .map(|route| (route.destination, Some(route))),
-    );
-    routes.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
-    let mut rules: Vec<Rule> = routes
-        .into_iter()
-        .map(|(net, route)| {
-            let matches = vec![Match::DestinationNet(net)];
-            match route {
-                Some(route) if route.target == crate::spec::RouteTarget::Blackhole => {
-                    Rule::new(matches, Verdict::Drop).from(Origin::Route {
-                        subnet: s.name.clone(),
-                        table: s.route_table.clone(),
-                        destination: net.to_string(),
-                        target: route.target.to_string(),
-                    })
-                }
-                _ => Rule::new(matches, Verdict::Return),
-            }
+    let route_origin = |net: Ipv4Net, target: &RouteTarget| Origin::Route {
+        subnet: s.name.clone(),
+        table: s.route_table.clone(),
+        destination: net.to_string(),
+        target: target.to_string(),
+    };
+    // The router keeps nothing for itself: what is sent to its own addresses is dropped,
+    // as AWS's router neither answers pings nor accepts connections.
+    let mut rules: Vec<Rule> = vpc
+        .subnets
+        .iter()
+        .map(|o| {
+            Rule::new(
+                vec![Match::DestinationNet(Ipv4Net::from(o.router))],
+                Verdict::Drop,
+            )
+            .from(Origin::NoInstance {
+                subnet: o.name.clone(),
+                address: o.router.to_string(),
+            })
         })
         .collect();
+    // The table's routes, most specific first; at equal length the table's own route wins
+    // over `local` (a route to a subnet's CIDR through an appliance replaces it).
+    let mut routes: Vec<(Ipv4Net, Option<&crate::spec::ResolvedRoute>)> = s
+        .routes
+        .iter()
+        .map(|route| (route.destination, Some(route)))
+        .collect();
+    routes.extend(
+        vpc.subnets
+            .iter()
+            .filter(|o| !s.routes.iter().any(|route| route.destination == o.cidr))
+            .map(|o| (o.cidr, None)),
+    );
+    routes.sort_by_key(|(net, route)| (std::cmp::Reverse(net.prefix_len()), route.is_none()));
+    for (net, route) in routes {
+        let matches = vec![Match::DestinationNet(net)];
+        match route {
+            Some(route) => rules.push(match route.target {
+                RouteTarget::Blackhole => {
+                    Rule::new(matches, Verdict::Drop).from(route_origin(net, &route.target))
+                }
+                RouteTarget::Unreachable => {
+                    Rule::new(matches, Verdict::Reject(Reject::HostUnreachable))
+                        .from(route_origin(net, &route.target))
+                }
+                RouteTarget::Prohibit => {
+                    Rule::new(matches, Verdict::Reject(Reject::AdminProhibited))
+                        .from(route_origin(net, &route.target))
+                }
+                RouteTarget::Instance(_) => Rule::new(matches, Verdict::Return),
+            }),
+            None => {
+                // `local`: a subnet of the VPC. Only its instances' addresses are delivered;
+                // AWS drops what is sent to an address nobody holds, without an answer (the
+                // router would otherwise give up on ARP and answer host unreachable).
+                let subnet = vpc.subnets.iter().find(|o| o.cidr == net);
+                for h in r.hosts.iter().filter(|h| net.contains(&h.address)) {
+                    rules.push(Rule::new(
+                        vec![Match::DestinationNet(Ipv4Net::from(h.address))],
+                        Verdict::Return,
+                    ));
+                }
+                rules.push(Rule::new(matches, Verdict::Drop).from(Origin::NoInstance {
+                    subnet: subnet.map(|o| o.name.clone()).unwrap_or_default(),
+                    address: net.to_string(),
+                }));
+            }
+        }
+    }
     rules.push(Rule::new(Vec::new(), Verdict::Drop).from(Origin::NoRoute {
         subnet: s.name.clone(),
         table: s.route_table.clone(),
@@ -244,8 +295,20 @@ mod tests {
             .expect("the blackhole route drops");
         let unreachable = rules
             .iter()
-            .position(|r| r == "ip daddr 172.20.0.0/16 return")
-            .expect("an unreachable route goes on to the kernel, which answers");
+            .position(|r| r == "ip daddr 172.20.0.0/16 reject with icmpx host-unreachable")
+            .expect("an unreachable route answers, from a rule that names it");
+        // The router's own address, and addresses of a subnet nobody holds, are dropped;
+        // an instance's address is delivered.
+        assert_eq!(rules[0], "ip daddr 10.0.1.1 drop");
+        let host = rules
+            .iter()
+            .position(|r| r == "ip daddr 10.0.2.208 return")
+            .expect("an instance's address is delivered");
+        let rest = rules
+            .iter()
+            .position(|r| r == "ip daddr 10.0.2.0/24 drop")
+            .expect("the rest of the subnet is dropped");
+        assert!(host < rest);
         assert!(blackhole < rules.len() - 1 && unreachable < rules.len() - 1);
     }
 

@@ -160,6 +160,11 @@ pub(super) fn configure_router(state: &mut WorkerState, vpc: &ResolvedVpc) -> Re
             let what = |w: String| format!("add to the route table of subnet {}: {w}", s.name);
             // The implicit `local` route: every subnet of the VPC.
             for (j, other) in vpc.subnets.iter().enumerate() {
+                // A route of the table to a subnet's CIDR (through an appliance) replaces
+                // `local` for that subnet.
+                if s.routes.iter().any(|r| r.destination == other.cidr) {
+                    continue;
+                }
                 let route = RouteMessageBuilder::<Ipv4Addr>::new()
                     .destination_prefix(other.cidr.network(), other.cidr.prefix_len())
                     .output_interface(ROUTER_IF_INDEX_BASE + j as u32)

@@ -345,6 +345,17 @@ pub(crate) fn check(vpc: &Vpc) -> Result<(), ValidationError> {
                     ),
                 ));
             }
+            if vpc.cidr.contains(&r.destination)
+                && !vpc.subnets.iter().any(|sub| sub.cidr == r.destination)
+            {
+                return Err(invalid(
+                    p.key("destination"),
+                    format!(
+                        "{} is inside the VPC: a route there must be exactly a subnet's CIDR (routing a subnet through an appliance), as AWS requires",
+                        r.destination
+                    ),
+                ));
+            }
         }
     }
     Ok(())
