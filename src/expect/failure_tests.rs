@@ -310,7 +310,7 @@ fn icmp_failures_name_the_messages() {
     );
     assert_eq!(
         expected.to_string(),
-        "client-1: ICMP destination unreachable (port unreachable; type 3, code 3) about a connection to 10.0.0.58:1235"
+        "client-1: ICMP destination unreachable (port unreachable; type 3, code 3) quoting a packet to 10.0.0.58:1235"
     );
     let (held, detail) = detail(
         expected,

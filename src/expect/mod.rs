@@ -6,6 +6,7 @@ mod dropped;
 mod link;
 mod schedule;
 mod source;
+mod udp;
 mod want;
 mod words;
 
@@ -23,9 +24,9 @@ pub use dropped::RuleName;
 pub use schedule::{ExpectedSyn, SynSchedule, SynSysctls, Tolerance};
 pub use source::SourceLine;
 pub use want::{
-    Expect, ProgramName, allowed_by, answered, class, dropped_by, exit, handshake, handshake_rtt,
-    hops, no_answer, no_flow, no_ip_packets, output, reset_by, retransmissions, sent,
-    syn_retransmissions, took,
+    Expect, ProgramName, allowed_by, answered, class, datagrams, datagrams_from, dropped_by, exit,
+    handshake, handshake_rtt, hops, no_answer, no_datagrams, no_flow, no_ip_packets, output,
+    reset_by, retransmissions, sent, syn_retransmissions, took,
 };
 pub(crate) use want::{FlowWant, Want};
 
@@ -181,6 +182,28 @@ pub enum Expectation {
         /// The side that resent.
         from: Side,
     },
+    /// On `host`'s capture, UDP datagrams between a client and `server`: sent by `from` (the
+    /// client: to the server; the server: its answers), exactly `count` of them or at least
+    /// one, each containing `text` when given.
+    Datagrams {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+        /// Who sent them.
+        from: Side,
+        /// How many, if checked (else at least one).
+        count: Option<usize>,
+        /// Text each one's payload must contain.
+        text: Option<String>,
+    },
+    /// `host`'s capture holds no UDP datagram to or from `server`.
+    NoDatagrams {
+        /// The host whose capture is checked.
+        host: String,
+        /// The server's address and port.
+        server: SocketAddrV4,
+    },
     /// On `host`'s capture, ARP asked for `target` and nobody answered.
     UnansweredArp {
         /// The host whose capture is checked.
@@ -255,7 +278,7 @@ impl fmt::Display for Expectation {
                 code,
             } => write!(
                 f,
-                "{host}: {} about a connection to {server}",
+                "{host}: {} quoting a packet to {server}",
                 words::icmp_numbered(*icmp_type, *code)
             ),
             Expectation::Payload {
@@ -288,6 +311,30 @@ impl fmt::Display for Expectation {
             ),
             Expectation::UnansweredArp { host, target } => {
                 write!(f, "{host}: ARP asked for {target}, nobody answered")
+            }
+            Expectation::Datagrams {
+                host,
+                server,
+                from,
+                count,
+                text,
+            } => {
+                let what = match count {
+                    Some(n) => words::count(*n, "UDP datagram"),
+                    None => "UDP datagrams".to_string(),
+                };
+                let way = match from {
+                    Side::Client => "to",
+                    Side::Server => "from",
+                };
+                let containing = text
+                    .as_ref()
+                    .map(|x| format!(" containing \"{x}\""))
+                    .unwrap_or_default();
+                write!(f, "{host}: {what}{containing} {way} {server}")
+            }
+            Expectation::NoDatagrams { host, server } => {
+                write!(f, "{host}: no UDP datagram to or from {server}")
             }
             Expectation::HandshakeRtt {
                 host,
@@ -594,6 +641,8 @@ fn servers_of(e: &Expectation) -> Vec<SocketAddrV4> {
         | Expectation::ZeroWindow { server, .. }
         | Expectation::HandshakeRtt { server, .. }
         | Expectation::Retransmissions { server, .. }
+        | Expectation::Datagrams { server, .. }
+        | Expectation::NoDatagrams { server, .. }
         | Expectation::DroppedBy { server, .. }
         | Expectation::AllowedBy { server, .. }
         | Expectation::Hops { server, .. } => vec![*server],
@@ -714,6 +763,14 @@ fn evaluate_one(e: &Expectation, ev: &Evidence) -> Result<(bool, String), String
             zero_window(trace(ev, host)?, *server, ev.origin)
         }
         Expectation::UnansweredArp { host, target } => unanswered_arp(trace(ev, host)?, *target),
+        Expectation::Datagrams {
+            host,
+            server,
+            from,
+            count,
+            text,
+        } => udp::datagrams(trace(ev, host)?, *server, *from, *count, text.as_deref()),
+        Expectation::NoDatagrams { host, server } => udp::none(trace(ev, host)?, *server),
         Expectation::DroppedBy { server, from, by } => dropped::dropped_by(ev, *server, *from, by),
         Expectation::AllowedBy { server, from, by } => dropped::allowed_by(ev, *server, *from, by),
         Expectation::Hops {
@@ -833,9 +890,10 @@ fn unanswered(t: &Trace, server: SocketAddrV4) -> (bool, String) {
     )
 }
 
-/// An ICMP error of this type and code quoting a flow to `server`.
+/// An ICMP error of this type and code quoting a packet to `server`: of a TCP flow, or a UDP
+/// datagram.
 fn icmp_error(t: &Trace, server: SocketAddrV4, icmp_type: u8, code: u8) -> (bool, String) {
-    let seen: Vec<(u8, u8)> = t
+    let mut seen: Vec<(u8, u8)> = t
         .flows_to(server)
         .flat_map(|f| f.icmp_errors.iter())
         .filter_map(|&i| match &t.packets[i].kind {
@@ -843,6 +901,7 @@ fn icmp_error(t: &Trace, server: SocketAddrV4, icmp_type: u8, code: u8) -> (bool
             _ => None,
         })
         .collect();
+    seen.extend(udp::icmp_errors(t, server));
     let mut named: Vec<String> = Vec::new();
     for &(ty, c) in &seen {
         let n = words::icmp(ty, c);
@@ -850,7 +909,10 @@ fn icmp_error(t: &Trace, server: SocketAddrV4, icmp_type: u8, code: u8) -> (bool
             named.push(n);
         }
     }
-    let saw = if named.is_empty() {
+    // What went to the server instead: its UDP datagrams when no TCP flow was seen.
+    let saw = if named.is_empty() && t.flows_to(server).next().is_none() && udp::any(t, server) {
+        format!("no ICMP error about it ({})", udp::seen(t, server))
+    } else if named.is_empty() {
         format!("no ICMP error about it ({})", words::flows_seen(t, server))
     } else {
         named.join(" and ")
@@ -1223,6 +1285,7 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
                     || t.flows()
                         .iter()
                         .any(|f| servers.contains(&f.key.server) && f.packets.contains(i))
+                    || servers.iter().any(|&s| udp::concerns(t, *i, s))
             })
             .map(|(i, _)| format!("  {}", t.line(i, ev.origin)))
             .collect();
@@ -1254,3 +1317,5 @@ fn render(checks: &[Check], ev: &Evidence) -> String {
 mod failure_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod udp_tests;

@@ -73,6 +73,13 @@ pub(crate) enum Want {
         to: String,
         hops: u8,
     },
+    Datagrams {
+        host: String,
+        target: String,
+        from: Side,
+        count: Option<usize>,
+        text: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +88,7 @@ pub(crate) enum FlowWant {
     Handshake,
     NoAnswer,
     ResetBy(Side),
+    NoDatagrams,
     HandshakeRtt {
         rtt: Duration,
         tolerance: Tolerance,
@@ -114,6 +122,25 @@ impl Expect {
         } = &mut self.0
         {
             *syns = Some(n);
+        }
+        self
+    }
+
+    /// For [`datagrams`] and [`datagrams_from`]: exactly `n` datagrams (by default, at
+    /// least one).
+    pub fn count(mut self, n: usize) -> Expect {
+        if let Want::Datagrams { count, .. } = &mut self.0 {
+            *count = Some(n);
+        }
+        self
+    }
+
+    /// For [`datagrams`] and [`datagrams_from`]: each datagram counted contains `text`
+    /// (in the part of its payload the capture holds: the first fragment's, for a datagram IP
+    /// cut into fragments).
+    pub fn containing(mut self, text: &str) -> Expect {
+        if let Want::Datagrams { text: t, .. } = &mut self.0 {
+            *t = Some(text.to_string());
         }
         self
     }
@@ -270,6 +297,43 @@ pub fn retransmissions(host: &str, target: &str, from: Side) -> Expect {
     flow(host, target, FlowWant::Retransmissions(from))
 }
 
+#[track_caller]
+fn udp(host: &str, target: &str, from: Side) -> Expect {
+    Expect::new(Want::Datagrams {
+        host: host.to_string(),
+        target: target.to_string(),
+        from,
+        count: None,
+        text: None,
+    })
+}
+
+/// On `host`'s capture, UDP datagrams went to `target` (`"server:1234"`): at least one, or
+/// exactly [`Expect::count`], each [`Expect::containing`] a text when asked.
+///
+/// ```
+/// use tcplab::expect::datagrams;
+/// let e = datagrams("server", "server:1234").count(2).containing("Message #1");
+/// # let _ = e;
+/// ```
+#[track_caller]
+pub fn datagrams(host: &str, target: &str) -> Expect {
+    udp(host, target, Side::Client)
+}
+
+/// On `host`'s capture, UDP datagrams came from `target` to its clients: its answers.
+#[track_caller]
+pub fn datagrams_from(host: &str, target: &str) -> Expect {
+    udp(host, target, Side::Server)
+}
+
+/// `host`'s capture holds no UDP datagram to or from `target`: what a security group that
+/// drops leaves on the server.
+#[track_caller]
+pub fn no_datagrams(host: &str, target: &str) -> Expect {
+    flow(host, target, FlowWant::NoDatagrams)
+}
+
 /// On `host`'s capture, nothing answered the SYNs to `target`: no SYN-ACK, RST or ICMP.
 #[track_caller]
 pub fn no_answer(host: &str, target: &str) -> Expect {
@@ -363,6 +427,10 @@ mod tests {
         assert_eq!(here(&schedule), SourceLine::new(file!(), line!() - 1));
         let dropped = dropped_by("server:1235", "firewall:1").from("client-1");
         assert_eq!(here(&dropped), SourceLine::new(file!(), line!() - 1));
+        let udp = datagrams("server", "server:1234").count(2).containing("x");
+        assert_eq!(here(&udp), SourceLine::new(file!(), line!() - 1));
+        let none = no_datagrams("server", "server:1235");
+        assert_eq!(here(&none), SourceLine::new(file!(), line!() - 1));
         assert!(
             here(&exit).file.ends_with("src/expect/want.rs"),
             "{}",

@@ -609,6 +609,9 @@ fn check_steps(
     })
 }
 
+/// The most datagrams a `datagrams` expectation may count.
+pub const MAX_DATAGRAMS: usize = 100_000;
+
 /// Each expectation, turned into one the evidence is checked against.
 fn check_expectations(
     raw: &ScenarioFile,
@@ -867,6 +870,37 @@ fn check_expectations(
                 server: srv(s)?,
                 from: from_of(path.key("from"), from.as_deref())?,
                 by: rule_name(raw, topology, by).map_err(|m| invalid(path.key("by"), m))?,
+            },
+            ExpectSpec::Datagrams {
+                host: h,
+                server: s,
+                from,
+                count,
+                text,
+            } => Expectation::Datagrams {
+                host: host_of(h)?,
+                server: srv(s)?,
+                from: from.unwrap_or(crate::trace::Side::Client),
+                count: count
+                    .map(|n| {
+                        usize::try_from(n)
+                            .ok()
+                            .filter(|n| (1..=MAX_DATAGRAMS).contains(n))
+                            .ok_or_else(|| {
+                                invalid(
+                                    path.key("count"),
+                                    format!(
+                                        "{n} is not a number of datagrams: give 1 to {MAX_DATAGRAMS} (none: kind = \"no-datagrams\")"
+                                    ),
+                                )
+                            })
+                    })
+                    .transpose()?,
+                text: text.clone(),
+            },
+            ExpectSpec::NoDatagrams { host: h, server: s } => Expectation::NoDatagrams {
+                host: host_of(h)?,
+                server: srv(s)?,
             },
             ExpectSpec::UnansweredArp { host: h, target } => Expectation::UnansweredArp {
                 host: host_of(h)?,

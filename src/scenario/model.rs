@@ -428,6 +428,29 @@ pub enum ExpectSpec {
         #[serde(default = "client_side")]
         from: Side,
     },
+    /// UDP datagrams to `server` (or, with `from = "server"`, its answers) on `host`'s capture: exactly `count`, or at least one; each containing `text` when given.
+    Datagrams {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
+        host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the datagrams go to.
+        server: String,
+        /// Who sent them: `client` (to the server, the default) or `server` (its answers).
+        #[serde(default)]
+        from: Option<Side>,
+        /// How many, 1 to `MAX_DATAGRAMS` (read wide as a ping's `count` is).
+        #[serde(default)]
+        count: Option<i64>,
+        /// Text each counted datagram's payload must contain.
+        #[serde(default)]
+        text: Option<String>,
+    },
+    /// No UDP datagram to or from `server` on `host`'s capture.
+    NoDatagrams {
+        /// Whose capture: a host, or `fabric:HOST` for its bridge port.
+        host: String,
+        /// `HOST:PORT` or `ADDRESS:PORT` of the server the datagrams would go to.
+        server: String,
+    },
     /// ARP asked for `target` on `host`'s capture and nobody answered.
     UnansweredArp {
         /// Whose capture: a host, or `fabric:HOST` for its bridge port.

@@ -369,3 +369,75 @@ fn link_expectations_are_checked_with_their_place() {
     ));
     assert!(e.contains("no host named `nobody`"), "{e}");
 }
+
+#[test]
+fn udp_expectations_are_checked_with_their_place() {
+    let text = |keys: &str| format!("{HEAD}[[expect]]\n{keys}\n");
+    let ok = text(
+        "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:1234\"\nfrom = \"server\"\ncount = 2\ntext = \"Response\"",
+    );
+    let s = Scenario::from_toml(&ok, "s.toml", Some(fixtures()), "s").unwrap();
+    assert_eq!(
+        s.expectations[0],
+        Expectation::Datagrams {
+            host: "server".into(),
+            server: "10.0.0.58:1234".parse().unwrap(),
+            from: crate::trace::Side::Server,
+            count: Some(2),
+            text: Some("Response".into()),
+        }
+    );
+    let plain = text("kind = \"datagrams\"\nhost = \"server\"\nserver = \"10.0.0.58:1234\"");
+    let s = Scenario::from_toml(&plain, "s.toml", Some(fixtures()), "s").unwrap();
+    assert!(matches!(
+        &s.expectations[0],
+        Expectation::Datagrams {
+            from: crate::trace::Side::Client,
+            count: None,
+            text: None,
+            ..
+        }
+    ));
+    for (count, line) in [
+        ("0", "0 is not"),
+        ("-3", "-3 is not"),
+        ("100001", "100001 is not"),
+    ] {
+        let e = error_of(&text(&format!(
+            "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:1234\"\ncount = {count}"
+        )));
+        assert!(
+            e.starts_with(&format!(
+                "s.toml:7:9: expect[0].count: {line} a number of datagrams: give 1 to 100000"
+            )),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let e = error_of(&text(
+        "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:99999\"",
+    ));
+    assert!(
+        e.starts_with("s.toml:6:10: expect[0].server: `99999` is not a port"),
+        "{e}"
+    );
+    let e = error_of(&text(
+        "kind = \"no-datagrams\"\nhost = \"server\"\nserver = \"nobody:1234\"",
+    ));
+    assert!(
+        e.starts_with("s.toml:6:10: expect[0].server: `nobody` is neither a host nor an address"),
+        "{e}"
+    );
+    let e = error_of(&text(
+        "kind = \"no-datagrams\"\nhost = \"server\"\nserver = \"server\"",
+    ));
+    assert!(
+        e.starts_with("s.toml:6:10: expect[0].server: `server` should be HOST:PORT"),
+        "{e}"
+    );
+    let e = error_of(&text(
+        "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:1234\"\nfrom = \"both\"",
+    ));
+    assert!(e.starts_with("s.toml:"), "{e}");
+    assert!(e.contains("unknown variant `both`"), "{e}");
+}

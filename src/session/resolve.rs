@@ -26,6 +26,7 @@ fn describe(w: &Want) -> String {
             format!("{host}: SYNs to {target} follow the retransmission schedule")
         }
         Want::Flow { host, target, .. } => format!("{host}: connection to {target}"),
+        Want::Datagrams { host, target, .. } => format!("{host}: UDP datagrams of {target}"),
         Want::Payload { text, target, .. } => format!("\"{text}\" in a connection to {target}"),
         Want::Hops {
             target, from, to, ..
@@ -137,6 +138,7 @@ fn resolve_want(
                 FlowWant::Handshake => Expectation::Handshake { host, server },
                 FlowWant::NoAnswer => Expectation::NoAnswer { host, server },
                 FlowWant::ResetBy(by) => Expectation::ResetBy { host, server, by },
+                FlowWant::NoDatagrams => Expectation::NoDatagrams { host, server },
                 FlowWant::HandshakeRtt {
                     rtt,
                     tolerance,
@@ -153,6 +155,19 @@ fn resolve_want(
                 }
             }
         }
+        Want::Datagrams {
+            host,
+            target,
+            from,
+            count,
+            text,
+        } => Expectation::Datagrams {
+            server: address(lab, &target)?,
+            host,
+            from,
+            count,
+            text,
+        },
         Want::Payload {
             text,
             target,

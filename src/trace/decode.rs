@@ -75,8 +75,15 @@ pub struct Udp {
     pub src: SocketAddrV4,
     /// Destination address and port.
     pub dst: SocketAddrV4,
-    /// Payload length, from the UDP header.
+    /// Payload length, from the UDP header: the whole datagram's, even when this frame is
+    /// only its first fragment.
     pub payload_len: usize,
+    /// The payload bytes this frame holds: all of them, or the first part of a datagram that
+    /// IP cut into fragments.
+    pub payload: Vec<u8>,
+    /// This frame is the first fragment of a datagram IP cut into fragments (a 4096-byte
+    /// datagram of the sandbox's apps on a 1500-byte MTU): it alone carries the UDP header.
+    pub first_fragment: bool,
 }
 
 /// The flow an ICMP error quotes: the packet that caused it.
@@ -169,7 +176,28 @@ pub fn decode(frame: &[u8]) -> Kind {
                     src: SocketAddrV4::new(src, u.source_port()),
                     dst: SocketAddrV4::new(dst, u.destination_port()),
                     payload_len: u.payload().len(),
+                    payload: u.payload().to_vec(),
+                    first_fragment: false,
                 }),
+                // etherparse leaves a fragment's transport undecoded; the first fragment of a
+                // UDP datagram still starts with its header, and that is what ties the
+                // datagram to its ports.
+                None if ip.is_payload_fragmented() && ip.payload().ip_number.0 == IPPROTO_UDP => {
+                    let offset = ip.header().fragments_offset().byte_offset();
+                    match (offset, ip.payload().payload) {
+                        (0, [sp0, sp1, dp0, dp1, l0, l1, _, _, rest @ ..]) => Kind::Udp(Udp {
+                            src: SocketAddrV4::new(src, u16::from_be_bytes([*sp0, *sp1])),
+                            dst: SocketAddrV4::new(dst, u16::from_be_bytes([*dp0, *dp1])),
+                            payload_len: usize::from(u16::from_be_bytes([*l0, *l1]))
+                                .saturating_sub(8),
+                            payload: rest.to_vec(),
+                            first_fragment: true,
+                        }),
+                        _ => Kind::OtherIp(format!(
+                            "IP {src} > {dst}: UDP fragment at offset {offset}"
+                        )),
+                    }
+                }
                 Some(TransportSlice::Icmpv4(i)) => Kind::Icmp(Icmp {
                     src,
                     dst,

@@ -42,6 +42,9 @@ pub fn describe(kind: &Kind) -> String {
                 endpoints(u.src, u.dst),
                 u.payload_len
             );
+            if u.first_fragment {
+                let _ = write!(s, " (first fragment, {} bytes)", u.payload.len());
+            }
         }
         Kind::Icmp(icmp) => {
             let _ = write!(s, "IP {} > {}: ICMP ", icmp.src, icmp.dst);
