@@ -76,11 +76,19 @@ pub(super) fn seen(t: &Trace, server: SocketAddrV4) -> String {
     if back > 0 {
         parts.push(format!("{} from it", words::count(back, "datagram")));
     }
-    let icmp = icmp_errors(t, server);
-    if let Some(&(ty, code)) = icmp.first() {
-        parts.push(match icmp.len() {
-            1 => words::icmp(ty, code),
-            n => format!("{n} ICMP errors about them"),
+    let mut icmp: Vec<((u8, u8), usize)> = Vec::new();
+    for key in icmp_errors(t, server) {
+        match icmp.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => icmp.push((key, 1)),
+        }
+    }
+    for ((ty, code), n) in icmp {
+        let what = words::icmp(ty, code);
+        parts.push(if n == 1 {
+            what
+        } else {
+            format!("{n} × {what}")
         });
     }
     parts.join(", ")

@@ -203,6 +203,35 @@ fn datagram_failures_say_what_was_seen() {
             "expected 1 datagram from 10.0.0.58:1234, saw none (1 datagram to it)".to_string()
         )
     );
+    // None from the server, as a dropped datagram leaves it; two errors said once, counted.
+    let refused = vec![capture(
+        "client-1",
+        vec![
+            udp(true, b"x"),
+            icmp_about_datagram(SERVER, DestUnreachableHeader::Port),
+            udp(true, b"x"),
+            icmp_about_datagram(SERVER, DestUnreachableHeader::Port),
+        ],
+    )];
+    assert_eq!(
+        detail(datagrams(Side::Server, Some(0), None), &refused),
+        (
+            true,
+            "none (2 datagrams to it, 2 × ICMP destination unreachable (port unreachable))"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        datagrams(Side::Server, Some(0), None).to_string(),
+        "client-1: no UDP datagram from 10.0.0.58:1234"
+    );
+    assert_eq!(
+        detail(datagrams(Side::Client, Some(0), None), &refused),
+        (
+            false,
+            "expected no datagram to 10.0.0.58:1234, saw 2 datagrams to 10.0.0.58:1234".to_string()
+        )
+    );
     let empty = vec![capture("client-1", vec![])];
     assert_eq!(
         detail(datagrams(Side::Client, None, None), &empty),

@@ -437,7 +437,7 @@ pub enum ExpectSpec {
         /// Who sent them: `client` (to the server, the default) or `server` (its answers).
         #[serde(default)]
         from: Option<Side>,
-        /// How many, 1 to `MAX_DATAGRAMS` (read wide as a ping's `count` is).
+        /// How many exactly, 0 to `MAX_DATAGRAMS` (read wide as a ping's `count` is); left out: at least one.
         #[serde(default)]
         count: Option<i64>,
         /// Text each counted datagram's payload must contain.

@@ -398,17 +398,21 @@ fn udp_expectations_are_checked_with_their_place() {
             ..
         }
     ));
-    for (count, line) in [
-        ("0", "0 is not"),
-        ("-3", "-3 is not"),
-        ("100001", "100001 is not"),
-    ] {
+    let none = text(
+        "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:1234\"\nfrom = \"server\"\ncount = 0",
+    );
+    let s = Scenario::from_toml(&none, "s.toml", Some(fixtures()), "s").unwrap();
+    assert!(matches!(
+        &s.expectations[0],
+        Expectation::Datagrams { count: Some(0), .. }
+    ));
+    for (count, line) in [("-3", "-3 is not"), ("100001", "100001 is not")] {
         let e = error_of(&text(&format!(
             "kind = \"datagrams\"\nhost = \"server\"\nserver = \"server:1234\"\ncount = {count}"
         )));
         assert!(
             e.starts_with(&format!(
-                "s.toml:7:9: expect[0].count: {line} a number of datagrams: give 1 to 100000"
+                "s.toml:7:9: expect[0].count: {line} a number of datagrams: give 0 to 100000"
             )),
             "{e}"
         );
