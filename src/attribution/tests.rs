@@ -674,3 +674,112 @@ fn losses_name_the_namespace() {
     assert_eq!(at.lost, ["fabric", "client"]);
     assert!(at.traced);
 }
+
+/// A UDP datagram of `len` payload bytes from `src` to `dst`, as IP cuts it on a 1500-byte
+/// MTU: the frames, the first of which alone holds the UDP header.
+fn udp_fragments(src: ([u8; 4], u16), dst: ([u8; 4], u16), len: usize) -> Vec<Vec<u8>> {
+    let mut whole = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1)
+        .write(&mut whole, &vec![0; len])
+        .unwrap();
+    let data = &whole[34..];
+    data.chunks(1480)
+        .enumerate()
+        .map(|(n, chunk)| {
+            let mut f = whole[..34].to_vec();
+            let more = (n + 1) * 1480 < data.len();
+            let total = u16::try_from(20 + chunk.len()).unwrap();
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            let flags = u16::try_from(n * 185).unwrap() | if more { 0x2000 } else { 0 };
+            f[20..22].copy_from_slice(&flags.to_be_bytes());
+            f.extend_from_slice(chunk);
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_fragmented_udp_datagram_is_tied_to_its_first_fragment_and_found_both_ways() {
+    let book = book();
+    let sent = udp_fragments((CLIENT, 51234), (SERVER, 1234), 4096);
+    let answer = udp_fragments((SERVER, 1234), (CLIENT, 51234), 4096);
+    // The trace events carry the first fragment's headers: the UDP header's length is the
+    // whole datagram's.
+    let headers = |f: &Vec<u8>| (f[14..34].to_vec(), f[34..42].to_vec());
+    let port = Ev {
+        family: Some(Family::Netdev),
+        table: "tcplab-ports",
+        ..Ev::fabric(1)
+    };
+    let events = vec![
+        port.event(
+            "from-client",
+            Some(1),
+            Step::Rule,
+            Decision::Drop,
+            Some(&headers(&sent[0])),
+        ),
+        Ev::fabric(2).event(
+            "forward",
+            Some(1),
+            Step::Rule,
+            Decision::Accept,
+            Some(&headers(&answer[0])),
+        ),
+    ];
+    let out = |frames: &[Vec<u8>]| {
+        frames
+            .iter()
+            .map(|data| Frame {
+                at: Duration::from_millis(1),
+                direction: Direction::Out,
+                original_len: data.len(),
+                data: data.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let traces = vec![trace("client", out(&sent)), trace("server", out(&answer))];
+    let at = attribute(
+        RuleEvents {
+            events,
+            lost: Vec::new(),
+        },
+        &book,
+        &hosts(),
+        &traces,
+    );
+    assert_eq!(at.passages.len(), 2, "{:?}", at.passages);
+    assert_eq!(at.passages[0].kind(), "UDP datagram");
+    assert_eq!(
+        at.passages[0].packet,
+        "10.0.0.208:51234 > 10.0.0.58:1234 UDP, length 4096"
+    );
+    // On the client's capture, the first of its three fragments.
+    let seen: Vec<(usize, usize)> = at.passages[0]
+        .seen
+        .iter()
+        .map(|s| (s.capture, s.packet))
+        .collect();
+    assert_eq!(seen, [(0, 0)]);
+    // The datagram to the server and its answer, for the server and its one client.
+    let towards: Vec<&str> = at
+        .towards(SERVER.into(), 1234, Some(CLIENT.into()))
+        .map(|p| p.packet.as_str())
+        .collect();
+    assert_eq!(
+        towards,
+        [
+            "10.0.0.208:51234 > 10.0.0.58:1234 UDP, length 4096",
+            "10.0.0.58:1234 > 10.0.0.208:51234 UDP, length 4096"
+        ]
+    );
+    assert_eq!(at.towards(SERVER.into(), 1235, None).count(), 0);
+    assert_eq!(
+        at.flows,
+        [
+            "10.0.0.208:51234 > 10.0.0.58:1234: 1 UDP datagram entered the fabric at client's port; rejected by firewall #2 (fabric): reject-tcp-reset tcp/1234; server never saw it"
+        ]
+    );
+}
