@@ -211,3 +211,53 @@ fn hosts_have_names_inside_the_lab_only() {
         "the machine's /etc/hosts is untouched"
     );
 }
+
+#[test]
+fn udp_datagrams_to_a_closed_port_are_checked_by_name_and_a_failure_names_its_line() {
+    let Some(lab) = article_lab() else { return };
+    let run = lab.record().unwrap();
+    // Nothing listens on UDP 1234, which the groups allow: the server's kernel answers with
+    // ICMP port unreachable, which a connected socket reports as refused.
+    let sender = run
+        .run(
+            "client-1",
+            [
+                "python3",
+                "-c",
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.connect(('10.0.0.58', 1234))\ns.settimeout(5)\ns.send(b'hello udp')\ntry:\n    s.recv(100)\nexcept ConnectionRefusedError:\n    print('refused')",
+            ],
+        )
+        .unwrap();
+    // Wrong on purpose: the datagram did reach the server.
+    let none = expect::no_datagrams("server", "server:1234");
+    let none_line = line!() - 1;
+    let error = run
+        .check([
+            expect::exit(&sender, 0),
+            expect::output(&sender, "refused"),
+            expect::datagrams("client-1", "server:1234")
+                .count(1)
+                .containing("hello udp"),
+            expect::datagrams("server", "server:1234").containing("hello udp"),
+            expect::datagrams_from("server", "server:1234").count(0),
+            expect::no_datagrams("server", "server:1235"),
+            none,
+        ])
+        .expect_err("the datagram reached the server");
+    let SessionError::Failed { report, artifacts } = error else {
+        panic!("expected a failed check, got {error}");
+    };
+    // That one failed, with its line and in words; every other held.
+    assert!(
+        report.contains(&format!(
+            "tests/session.rs:{none_line}: FAIL server: no UDP datagram to or from 10.0.0.58:1234: expected no UDP datagram to or from 10.0.0.58:1234, saw 1 datagram to it, ICMP destination unreachable (port unreachable)"
+        )),
+        "{report}"
+    );
+    assert_eq!(report.matches("FAIL").count(), 1, "{report}");
+    assert!(
+        report.contains("ok   client-1: 1 UDP datagram containing \"hello udp\" to 10.0.0.58:1234"),
+        "{report}"
+    );
+    std::fs::remove_dir_all(&artifacts).unwrap();
+}
