@@ -86,7 +86,8 @@ pub enum Expectation {
         /// The server's address and port.
         server: SocketAddrV4,
     },
-    /// On `host`'s capture, an ICMP error of this type and code quotes a flow to `server`.
+    /// On `host`'s capture, an ICMP error of this type and code quotes a packet to `server`:
+    /// of a TCP flow, or a UDP datagram.
     IcmpError {
         /// The host whose capture is checked.
         host: String,

@@ -342,7 +342,7 @@ pub enum ExpectSpec {
         /// `HOST:PORT` or `ADDRESS:PORT` of the server the connection is to.
         server: String,
     },
-    /// An ICMP error of this type and code quotes a connection to `server`, on `host`'s capture.
+    /// An ICMP error of this type and code quotes a packet to `server` (of a TCP connection or a UDP datagram), on `host`'s capture.
     Icmp {
         /// Whose capture: a host, or `fabric:HOST` for its bridge port.
         host: String,
