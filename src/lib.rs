@@ -2,9 +2,10 @@
 //! unreachable hosts, resets...) on one Linux machine, and checks them on the wire, in
 //! `cargo test`.
 //!
-//! A lab is a set of hosts on one subnet: each host is a network namespace with `eth0` on a
-//! bridge, and nftables rules play the security groups (AWS semantics) and firewalls between
-//! them. Programs run in the hosts (any program: `curl`, `python3 -m http.server`, your own
+//! A lab is a set of hosts on one subnet, or a VPC of several subnets joined by a router
+//! with route tables and network ACLs: each host is a network namespace with `eth0` on its
+//! subnet's bridge, and nftables rules play the security groups (AWS semantics) and firewalls
+//! between them; every packet a rule stops is tied to that rule ([`attribution`]). Programs run in the hosts (any program: `curl`, `python3 -m http.server`, your own
 //! binary or your own Rust code), every host's traffic is captured, and expectations are
 //! checked against what the programs did and what the wire showed. Everything a lab makes
 //! disappears when it is dropped, or when the process holding it dies; the machine's own
