@@ -137,6 +137,12 @@ impl OutDir {
         Ok(dir)
     }
 
+    /// Opens a folder a run has written into, to add files to it (each new: nothing in it is
+    /// ever written over). Not through a symlink; the folder need not be empty.
+    pub fn reopen(path: &Path) -> Result<OutDir, OutputError> {
+        OutDir::open_existing(path)
+    }
+
     /// Opens an existing folder without following a symlink in its last component.
     fn open_existing(path: &Path) -> Result<OutDir, OutputError> {
         let fd = nix::fcntl::open(

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::firewall::{GroupDirection, Origin};
 use crate::lab::rules::{RuleAt, RuleBook};
@@ -93,7 +93,7 @@ pub struct Seen {
 }
 
 /// What a ruleset did to a packet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Fate {
     /// A rule dropped it silently.

@@ -5,14 +5,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{
     AclAction, AclEntry, Action, Allow, HostChain, Placement, Resolved, ResolvedFirewall,
 };
 
 /// Which way a security group rule looks, from the instance's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupDirection {
     /// Traffic to the instance.
@@ -31,7 +31,7 @@ impl fmt::Display for GroupDirection {
 }
 
 /// Which way a network ACL entry looks, from the subnet's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AclDirection {
     /// Traffic entering the subnet.
@@ -50,7 +50,7 @@ impl fmt::Display for AclDirection {
 }
 
 /// The element of the topology or scenario that made a rule of the lab.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Origin {
     /// Security groups are stateful: packets of a connection they let through, both ways,

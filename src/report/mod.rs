@@ -1,21 +1,46 @@
-//! A finished run for people (text, like tcpdump and a test runner) and for CI (JSON).
+//! A finished run for people (text, like tcpdump and a test runner; HTML, with ladder
+//! diagrams) and for CI (JSON). The JSON report is also the run's record: with the pcaps
+//! beside it, [`load`] reads a run's folder back and renders it again.
 
+mod html;
+mod lab;
+mod ladder;
+mod load;
+mod packets;
+
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attribution::Fate;
+use crate::output::{OutDir, OutputError};
 use crate::proc::Stream;
 use crate::scenario::{Run, Scenario};
 use crate::trace::Trace;
+pub use lab::{HostReport, LabReport, SubnetReport};
+pub use ladder::{Arrow, Hop, Ladder, MAX_ARROWS};
+pub use load::{LoadError, Loaded, load};
+
+/// The version of the JSON report's layout; [`load`] reads this version only.
+pub const FORMAT: u32 = 1;
+
+/// The JSON report's name in a run's folder.
+pub const JSON_FILE: &str = "report.json";
+
+/// The HTML report's name in a run's folder.
+pub const HTML_FILE: &str = "report.html";
 
 /// Lines shown per capture before the middle of a long capture is elided.
 const MAX_LINES: usize = 80;
 
 /// A finished scenario run, ready to show: [`Report::text`] for files, logs and panic
 /// messages, [`Report::styled`] for a terminal, [`Report::json`] for CI.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// The layout's version, [`FORMAT`].
+    pub format: u32,
     /// The scenario's name.
     pub scenario: String,
     /// What the scenario shows.
@@ -32,10 +57,16 @@ pub struct Report {
     pub programs: Vec<ProgramReport>,
     /// What the lab's rules did: each flow summed up, and each packet a rule stopped.
     pub rules: RulesReport,
+    /// The lab: subnets, hosts, and the rules between them.
+    pub lab: LabReport,
+    /// Each conversation as a ladder diagram.
+    pub ladders: Vec<Ladder>,
+    /// The zero of the run's clock, in nanoseconds since the Unix epoch.
+    pub origin_unix_ns: u64,
 }
 
 /// What the lab's rules did to the run's packets.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct RulesReport {
     /// Whether the rules traced packets (without, nothing is attributed).
     pub traced: bool,
@@ -48,7 +79,7 @@ pub struct RulesReport {
 }
 
 /// One packet and the rule that decided it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleReport {
     /// When it was captured, on the run's clock; `None` if no capture holds it (a host's
     /// output chain dropped it).
@@ -63,10 +94,12 @@ pub struct RuleReport {
     pub fate: crate::attribution::Fate,
     /// The ruleset in force: `the topology`, or the step that changed it.
     pub ruleset: String,
+    /// Where the captures hold it: (capture, packet) indexes, earliest first.
+    pub seen: Vec<(usize, usize)>,
 }
 
 /// One expectation and whether it held.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     /// The expectation, as people read it.
     pub expectation: String,
@@ -80,7 +113,7 @@ pub struct CheckReport {
 }
 
 /// One capture: what it saw and where its pcap is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaptureReport {
     /// The host.
     pub host: String,
@@ -94,10 +127,13 @@ pub struct CaptureReport {
     pub dropped: u64,
     /// tcpdump-like lines, time from the start of the captures.
     pub lines: Vec<String>,
+    /// Which way each packet crossed the interface, `I` (in) or `O` (out), in order: a
+    /// classic pcap has no field for it.
+    pub directions: String,
 }
 
 /// One program a step ran, and how it ended.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProgramReport {
     /// Its name in the scenario.
     pub name: String,
@@ -116,12 +152,12 @@ pub struct ProgramReport {
 }
 
 /// One line a program printed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputLine {
     /// When, in seconds since the captures started.
     pub at_s: f64,
     /// `stdout` or `stderr`.
-    pub stream: &'static str,
+    pub stream: String,
     /// The line.
     pub text: String,
 }
@@ -129,7 +165,20 @@ pub struct OutputLine {
 impl Report {
     /// The report of `run`, a run of `scenario`.
     pub fn new(scenario: &Scenario, run: &Run) -> Report {
+        let rules = rules(run);
+        let lab = LabReport::new(&scenario.resolved);
+        let stops: HashMap<(usize, usize), String> = rules
+            .packets
+            .iter()
+            .filter(|p| p.fate.stopped())
+            .flat_map(|p| p.seen.iter().map(|&s| (s, p.verdict.clone())))
+            .collect();
+        let ladders = ladder::ladders(&run.traces, run.origin, &lab, &stops);
         Report {
+            format: FORMAT,
+            lab,
+            ladders,
+            origin_unix_ns: u64::try_from(run.origin.as_nanos()).unwrap_or(u64::MAX),
             scenario: scenario.name.clone(),
             description: scenario.description.clone(),
             passed: run.verdict.passed(),
@@ -151,7 +200,7 @@ impl Report {
                 .enumerate()
                 .map(|(i, t)| capture(i, t, run))
                 .collect(),
-            rules: rules(run),
+            rules,
             programs: run
                 .outcomes
                 .iter()
@@ -173,7 +222,8 @@ impl Report {
                                 stream: match l.stream {
                                     Stream::Stdout => "stdout",
                                     Stream::Stderr => "stderr",
-                                },
+                                }
+                                .to_string(),
                                 text: l.text.clone(),
                             })
                             .collect(),
@@ -181,6 +231,44 @@ impl Report {
                 })
                 .collect(),
         }
+    }
+
+    /// The report as one self-contained HTML page (inline CSS, JavaScript and SVG), whose
+    /// captures are `traces` (the run's, or those [`load`] read back). `html_dir` is the
+    /// folder the page will be written in: pcaps beside it are linked by name.
+    pub fn html(&self, traces: &[Trace], html_dir: Option<&Path>) -> String {
+        html::render(self, traces, html_dir)
+    }
+
+    /// Writes `report.json` and `report.html` into `dir`, a run's output folder, as new files
+    /// (never through a link, never over a file); `html` puts the page elsewhere instead (a
+    /// new file too). Returns where the two are.
+    pub fn save(
+        &self,
+        traces: &[Trace],
+        dir: &Path,
+        html: Option<&Path>,
+    ) -> Result<Saved, ReportError> {
+        let out = OutDir::reopen(dir)?;
+        let (json_path, file) = out.create_file(JSON_FILE)?;
+        write_all(&json_path, file, format!("{}\n", self.json()).as_bytes())?;
+        let html_path = match html {
+            Some(path) => {
+                let html_dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+                let page = self.html(traces, Some(html_dir.unwrap_or(Path::new("."))));
+                write_new(path, page.as_bytes())?;
+                path.to_path_buf()
+            }
+            None => {
+                let (path, file) = out.create_file(HTML_FILE)?;
+                write_all(&path, file, self.html(traces, Some(dir)).as_bytes())?;
+                path
+            }
+        };
+        Ok(Saved {
+            json: json_path,
+            html: html_path,
+        })
     }
 
     /// The report as pretty-printed JSON, for CI.
@@ -226,6 +314,14 @@ impl Report {
             }
             for l in &c.lines {
                 let _ = writeln!(s, "  {l}");
+            }
+        }
+        if !self.ladders.is_empty() {
+            let _ = writeln!(s, "\n{bold}ladders{bold:#} (time flows down; X: stopped there)");
+            for l in &self.ladders {
+                for line in l.text().lines() {
+                    let _ = writeln!(s, "  {line}");
+                }
             }
         }
         if !self.rules.flows.is_empty() || !self.rules.lost.is_empty() {
@@ -291,6 +387,65 @@ impl Report {
     }
 }
 
+/// Where [`Report::save`] wrote a run's reports.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// `report.json`.
+    pub json: PathBuf,
+    /// The HTML page.
+    pub html: PathBuf,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The folder or a file in it could not be opened or created.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn write_all(path: &Path, mut file: std::fs::File, bytes: &[u8]) -> Result<(), ReportError> {
+    use std::io::Write as _;
+    file.write_all(bytes).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to the new file `path` (0600): never through a symlink (even a dangling
+/// one), never over an existing file.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                ReportError::Output(OutputError::Exists {
+                    path: path.to_path_buf(),
+                })
+            } else {
+                ReportError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+    write_all(path, file, bytes)
+}
+
 fn rules(run: &Run) -> RulesReport {
     let a = &run.attribution;
     RulesReport {
@@ -311,6 +466,7 @@ fn rules(run: &Run) -> RulesReport {
                 verdict: p.verdict(),
                 fate: p.fate.clone(),
                 ruleset: p.ruleset.clone(),
+                seen: p.seen.iter().map(|s| (s.capture, s.packet)).collect(),
             })
             .collect(),
     }
@@ -348,6 +504,14 @@ fn capture(index: usize, t: &Trace, run: &Run) -> CaptureReport {
         packets: t.packets.len(),
         dropped: t.drops,
         lines,
+        directions: t
+            .packets
+            .iter()
+            .map(|p| match p.direction {
+                crate::capture::Direction::In => 'I',
+                crate::capture::Direction::Out => 'O',
+            })
+            .collect(),
     }
 }
 
@@ -370,6 +534,10 @@ mod tests {
             captures: Vec::new(),
             programs: Vec::new(),
             rules: RulesReport::default(),
+            format: FORMAT,
+            lab: LabReport::default(),
+            ladders: Vec::new(),
+            origin_unix_ns: 0,
         }
     }
 

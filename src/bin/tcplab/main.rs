@@ -23,6 +23,7 @@ mod import;
 mod keep;
 mod pins;
 mod record;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -120,7 +121,7 @@ struct Cli {
 enum Command {
     /// Run a scenario: build its lab, run its steps, capture every host, check its expectations
     #[command(
-        after_help = "Examples:\n  tcplab run connect-timeout\n  tcplab run my-scenario.toml --out captures/\n  tcplab run firewall-reset --json > report.json\n\nSCENARIO is a file, or the name of one in the catalog (see `tcplab scenarios`)."
+        after_help = "Examples:\n  tcplab run connect-timeout\n  tcplab run my-scenario.toml --out captures/\n  tcplab run connect-timeout --html connect-timeout.html\n  tcplab run firewall-reset --json > report.json\n\nSCENARIO is a file, or the name of one in the catalog (see `tcplab scenarios`).\nThe output folder holds a pcap per capture, report.json and report.html."
     )]
     Run {
         /// A scenario file, or a catalog name such as `connect-timeout`
@@ -129,6 +130,10 @@ enum Command {
         /// [default: a new temporary folder, removed after a passing run]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Write the HTML report here (a new file) instead of `report.html` in the output
+        /// folder, so that it stays when a passing run's temporary folder is removed
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
         /// Keep the temporary folder of pcaps even when the run passes
         #[arg(long)]
         keep: bool,
@@ -139,6 +144,20 @@ enum Command {
         /// is tied to the rule that stopped it (dropped-by and allowed-by expectations fail)
         #[arg(long)]
         no_rule_trace: bool,
+    },
+    /// Render a past run's reports again from its output folder (report.json and the pcaps)
+    #[command(
+        after_help = "Examples:\n  tcplab report captures/\n  tcplab report captures/ --json\n  tcplab report captures/ --html again.html\n\nExit status: 0 when the run passed, 1 when it failed, 2 when the folder cannot be read."
+    )]
+    Report {
+        /// The output folder of a run (`tcplab run SCENARIO --out DIR`)
+        dir: PathBuf,
+        /// Print the report as JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// Also write the HTML report to this new file (`-`: print it instead)
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
     },
     /// Build a topology and keep it up, with namespaces named NAME-HOST for `ip netns exec`
     #[command(
@@ -223,10 +242,12 @@ fn main() -> ExitCode {
         Command::Run {
             scenario,
             out,
+            html,
             json,
             keep,
             no_rule_trace,
-        } => run::run(&scenario, out, json, keep, !no_rule_trace),
+        } => run::run(&scenario, out, html, json, keep, !no_rule_trace),
+        Command::Report { dir, json, html } => report::report(&dir, json, html),
         Command::Up { topology, name } => keep::up(&topology, &name),
         Command::Exec {
             name,

@@ -60,6 +60,7 @@ impl Output {
 pub fn run(
     arg: &str,
     out: Option<PathBuf>,
+    html: Option<PathBuf>,
     json: bool,
     keep: bool,
     trace_rules: bool,
@@ -101,9 +102,15 @@ pub fn run(
         }
     };
     let report = Report::new(&scenario, &run);
+    // The reports are written before the folder's fate is decided: `report.json` is what
+    // `tcplab report` reads back, and the page goes where --html says, or beside the pcaps.
+    let saved = report
+        .save(&run.traces, &output.path, html.as_deref())
+        .map_err(|e| CliError::setup(format!("cannot write the report: {e}")));
     let signal = interrupt.signal();
     let passed = report.passed;
-    let kept = keep || !passed || signal.is_some() || !output.discard();
+    let kept = keep || !passed || signal.is_some() || saved.is_err() || !output.discard();
+    let saved = saved?;
     if json {
         println!("{}", report.json());
     } else {
@@ -116,12 +123,18 @@ pub fn run(
         }
         if kept {
             println!(
-                "pcaps: {}",
+                "pcaps and report.json: {}",
                 escape::line(&output.path.display().to_string())
             );
         } else {
             println!(
-                "pcaps: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
+                "pcaps and reports: removed with their temporary folder, as the run passed (keep them with --keep, --out DIR or --html PATH)"
+            );
+        }
+        if kept || html.is_some() {
+            println!(
+                "HTML report: {}",
+                escape::line(&saved.html.display().to_string())
             );
         }
     }
@@ -261,7 +274,7 @@ fn live_view(scenario: &Scenario, rx: mpsc::Receiver<Event>) {
 
 /// The report with every text that comes from the scenario file or a program escaped, so that
 /// none can send control sequences to the terminal (the JSON report keeps them as they were).
-fn for_terminal(mut report: Report) -> Report {
+pub(crate) fn for_terminal(mut report: Report) -> Report {
     let esc = |s: &mut String| *s = escape::text(s).into_owned();
     esc(&mut report.scenario);
     esc(&mut report.description);
@@ -279,6 +292,22 @@ fn for_terminal(mut report: Report) -> Report {
         esc(&mut p.command);
         for l in &mut p.output {
             esc(&mut l.text);
+        }
+        p.class.iter_mut().for_each(esc);
+    }
+    report.rules.flows.iter_mut().for_each(esc);
+    report.rules.lost.iter_mut().for_each(esc);
+    for c in &mut report.captures {
+        esc(&mut c.host);
+        esc(&mut c.interface);
+    }
+    for l in &mut report.ladders {
+        esc(&mut l.title);
+        l.columns.iter_mut().for_each(esc);
+        for a in &mut l.arrows {
+            esc(&mut a.label);
+            esc(&mut a.info);
+            a.stopped.iter_mut().for_each(esc);
         }
     }
     report

@@ -1,0 +1,435 @@
+//! Ladder (sequence) diagrams: one per conversation, a column per capture point, an arrow per
+//! packet from where it was first seen to where it was last seen, in the order the packets
+//! went. The same packet is recognised on each capture by what it holds (its headers and
+//! payload as tcpdump describes them) and its rank among packets that hold the same, so a SYN
+//! and its retransmissions line up capture by capture.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::lab::LabReport;
+use crate::trace::{ICMP_DEST_UNREACHABLE, Kind, Trace, describe};
+
+/// Arrows kept per ladder: a bulk transfer's ladder shows its beginning, and says how many
+/// packets it leaves out (all of them are in the packet lists and the pcaps).
+pub const MAX_ARROWS: usize = 5000;
+
+/// Arrows a terminal ladder draws; a longer conversation is summed up in a line.
+const TERMINAL_ARROWS: usize = 40;
+
+/// Widest terminal ladder drawn, in columns.
+const TERMINAL_WIDTH: usize = 130;
+
+/// One conversation as a ladder diagram.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ladder {
+    /// The conversation: `10.0.0.208:41000 > 10.0.0.58:1235 (TCP)`.
+    pub title: String,
+    /// The capture points, from the client's side to the server's: e.g. `client-1`,
+    /// `fabric:client-1`, `fabric:server`, `server`.
+    pub columns: Vec<String>,
+    /// The packets, in the order they were first seen.
+    pub arrows: Vec<Arrow>,
+    /// Packets left out after [`MAX_ARROWS`].
+    pub omitted: usize,
+}
+
+/// One packet on a ladder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Arrow {
+    /// When it was first seen, on the run's clock (seconds).
+    pub at_s: f64,
+    /// Whether it goes from the client's side to the server's (left to right).
+    pub rightward: bool,
+    /// Short: `SYN`, `SYN, ACK`, `PSH, ACK Len=5`, `ICMP host unreachable`.
+    pub label: String,
+    /// The packet as tcpdump describes it.
+    pub info: String,
+    /// Where it was seen, in the order it went.
+    pub seen: Vec<Hop>,
+    /// Wireshark marks it `[TCP Retransmission]`.
+    pub retransmission: bool,
+    /// It went no further: what stopped it, when a traced rule did.
+    pub stopped: Option<String>,
+}
+
+/// A packet seen at one capture point.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Hop {
+    /// The ladder's column.
+    pub column: usize,
+    /// The capture (index among the run's captures).
+    pub capture: usize,
+    /// The packet's index in that capture.
+    pub packet: usize,
+    /// When, on the run's clock (seconds).
+    pub at_s: f64,
+}
+
+/// What a conversation is keyed by: its protocol and its two ends, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Conversation {
+    protocol: &'static str,
+    ends: (SocketAddrV4, SocketAddrV4),
+}
+
+fn ordered(a: SocketAddrV4, b: SocketAddrV4) -> (SocketAddrV4, SocketAddrV4) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn conversation(kind: &Kind) -> Option<Conversation> {
+    let ip = |a: Ipv4Addr| SocketAddrV4::new(a, 0);
+    match kind {
+        Kind::Tcp(t) => Some(Conversation {
+            protocol: "TCP",
+            ends: ordered(t.src, t.dst),
+        }),
+        Kind::Udp(u) => Some(Conversation {
+            protocol: "UDP",
+            ends: ordered(u.src, u.dst),
+        }),
+        Kind::Icmp(i) => match i.quoted {
+            // An error belongs to the conversation whose packet it quotes.
+            Some(q) if i.icmp_type == ICMP_DEST_UNREACHABLE => Some(Conversation {
+                protocol: match q.protocol {
+                    6 => "TCP",
+                    17 => "UDP",
+                    _ => return None,
+                },
+                ends: ordered(q.src, q.dst),
+            }),
+            _ => Some(Conversation {
+                protocol: "ICMP",
+                ends: ordered(ip(i.src), ip(i.dst)),
+            }),
+        },
+        _ => None,
+    }
+}
+
+/// The sender's address and port (0 for ICMP).
+fn sender(kind: &Kind) -> Option<SocketAddrV4> {
+    match kind {
+        Kind::Tcp(t) => Some(t.src),
+        Kind::Udp(u) => Some(u.src),
+        Kind::Icmp(i) => Some(SocketAddrV4::new(i.src, 0)),
+        _ => None,
+    }
+}
+
+/// A packet's short name on an arrow.
+pub fn label(kind: &Kind) -> String {
+    match kind {
+        Kind::Tcp(t) => {
+            let mut flags = Vec::new();
+            for (on, name) in [
+                (t.flags.fin, "FIN"),
+                (t.flags.syn, "SYN"),
+                (t.flags.rst, "RST"),
+                (t.flags.psh, "PSH"),
+                (t.flags.ack, "ACK"),
+            ] {
+                if on {
+                    flags.push(name);
+                }
+            }
+            let mut s = flags.join(", ");
+            if !t.payload.is_empty() {
+                let _ = write!(s, " Len={}", t.payload.len());
+            }
+            s
+        }
+        Kind::Udp(u) => format!("UDP Len={}", u.payload_len),
+        Kind::Icmp(i) => match (i.icmp_type, i.code) {
+            (8, _) => "ICMP echo request".into(),
+            (0, _) => "ICMP echo reply".into(),
+            (3, 1) => "ICMP host unreachable".into(),
+            (3, 3) => "ICMP port unreachable".into(),
+            (3, 13) => "ICMP admin prohibited".into(),
+            (t, c) => format!("ICMP type {t} code {c}"),
+        },
+        other => describe(other),
+    }
+}
+
+/// The ladders of a run's `traces`: `stops` maps (capture, packet) to what stopped the packet.
+pub(crate) fn ladders(
+    traces: &[Trace],
+    origin: Duration,
+    lab: &LabReport,
+    stops: &HashMap<(usize, usize), String>,
+) -> Vec<Ladder> {
+    // Every packet of each conversation, by capture, in capture order.
+    let mut order: Vec<Conversation> = Vec::new();
+    let mut members: HashMap<Conversation, Vec<(usize, usize)>> = HashMap::new();
+    let mut first_at: HashMap<Conversation, Duration> = HashMap::new();
+    for (c, t) in traces.iter().enumerate() {
+        for (i, p) in t.packets.iter().enumerate() {
+            let Some(conv) = conversation(&p.kind) else {
+                continue;
+            };
+            let list = members.entry(conv).or_insert_with(|| {
+                order.push(conv);
+                Vec::new()
+            });
+            list.push((c, i));
+            let at = first_at.entry(conv).or_insert(p.at);
+            *at = (*at).min(p.at);
+        }
+    }
+    order.sort_by_key(|c| first_at[c]);
+    order
+        .iter()
+        .map(|conv| ladder(conv, &members[conv], traces, origin, lab, stops))
+        .collect()
+}
+
+fn ladder(
+    conv: &Conversation,
+    packets: &[(usize, usize)],
+    traces: &[Trace],
+    origin: Duration,
+    lab: &LabReport,
+    stops: &HashMap<(usize, usize), String>,
+) -> Ladder {
+    let kind = |(c, i): (usize, usize)| &traces[c].packets[i].kind;
+    // The client opened it (its first SYN), else sent its first packet.
+    let first = packets
+        .iter()
+        .copied()
+        .filter(|&p| matches!(kind(p), Kind::Tcp(t) if t.flags.syn && !t.flags.ack))
+        .chain(packets.iter().copied())
+        .min_by_key(|&(c, i)| {
+            let syn = matches!(kind((c, i)), Kind::Tcp(t) if t.flags.syn && !t.flags.ack);
+            (!syn, traces[c].packets[i].at)
+        });
+    let client = first
+        .and_then(|p| match kind(p) {
+            Kind::Icmp(i) => i
+                .quoted
+                .map(|q| q.src)
+                .or(Some(SocketAddrV4::new(i.src, 0))),
+            k => sender(k),
+        })
+        .unwrap_or(conv.ends.0);
+    let server = if conv.ends.0 == client {
+        conv.ends.1
+    } else {
+        conv.ends.0
+    };
+    let host_of = |a: SocketAddrV4| lab.host_at(&a.ip().to_string()).map(|h| h.name.clone());
+    let (client_host, server_host) = (host_of(client), host_of(server));
+    // Columns: the client's own capture and its port, those of the hosts in between, the
+    // server's port and its own capture; a capture that saw none of it is kept for the two
+    // ends (the server's empty capture is the story of a drop).
+    let rank = |name: &str| -> Option<u8> {
+        let is = |h: &Option<String>, fabric: bool| {
+            h.as_deref().is_some_and(|h| {
+                if fabric {
+                    name.strip_prefix("fabric:") == Some(h)
+                } else {
+                    name == h
+                }
+            })
+        };
+        if is(&client_host, false) {
+            Some(0)
+        } else if is(&client_host, true) {
+            Some(1)
+        } else if is(&server_host, true) {
+            Some(3)
+        } else if is(&server_host, false) {
+            Some(4)
+        } else {
+            None
+        }
+    };
+    let mut columns: Vec<(u8, usize)> = traces
+        .iter()
+        .enumerate()
+        .filter_map(|(c, t)| {
+            let holds = packets.iter().any(|&(pc, _)| pc == c);
+            match rank(&t.host) {
+                Some(r) => Some((r, c)),
+                None if holds => Some((2, c)),
+                None => None,
+            }
+        })
+        .collect();
+    columns.sort();
+    let column_of: HashMap<usize, usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, c))| (c, k))
+        .collect();
+    // The same packet on each capture: by what it holds, and its rank among the same.
+    let mut arrows: Vec<Arrow> = Vec::new();
+    let mut index: HashMap<(String, usize), usize> = HashMap::new();
+    let mut rank_of: HashMap<(usize, String), usize> = HashMap::new();
+    for &(_, c) in &columns {
+        for &(pc, i) in packets.iter().filter(|&&(pc, _)| pc == c) {
+            let p = &traces[pc].packets[i];
+            let info = describe(&p.kind);
+            let n = rank_of.entry((pc, info.clone())).or_insert(0);
+            let key = (info.clone(), *n);
+            *n += 1;
+            let at_s = p.at.as_secs_f64() - origin.as_secs_f64();
+            let hop = Hop {
+                column: column_of[&pc],
+                capture: pc,
+                packet: i,
+                at_s,
+            };
+            let retransmission = traces[pc].marks(i).contains(&"[TCP Retransmission]");
+            let stopped = stops.get(&(pc, i)).cloned();
+            match index.get(&key) {
+                Some(&a) => {
+                    let arrow = &mut arrows[a];
+                    arrow.seen.push(hop);
+                    arrow.at_s = arrow.at_s.min(at_s);
+                    arrow.retransmission |= retransmission;
+                    if arrow.stopped.is_none() {
+                        arrow.stopped = stopped;
+                    }
+                }
+                None => {
+                    let rightward = sender(&p.kind).is_some_and(|s| {
+                        s.ip() == client.ip() && (s.port() == 0 || s.port() == client.port())
+                    });
+                    index.insert(key, arrows.len());
+                    arrows.push(Arrow {
+                        at_s,
+                        rightward,
+                        label: label(&p.kind),
+                        info,
+                        seen: vec![hop],
+                        retransmission,
+                        stopped,
+                    });
+                }
+            }
+        }
+    }
+    for a in &mut arrows {
+        // In the order the packet went: left to right, or right to left.
+        a.seen.sort_by_key(|h| h.column);
+        if !a.rightward {
+            a.seen.reverse();
+        }
+    }
+    arrows.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    let omitted = arrows.len().saturating_sub(MAX_ARROWS);
+    arrows.truncate(MAX_ARROWS);
+    let end = |a: SocketAddrV4| {
+        if conv.protocol == "ICMP" {
+            a.ip().to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    Ladder {
+        title: format!("{} > {} ({})", end(client), end(server), conv.protocol),
+        columns: columns
+            .iter()
+            .map(|&(_, c)| traces[c].host.clone())
+            .collect(),
+        arrows,
+        omitted,
+    }
+}
+
+impl Ladder {
+    /// The ladder drawn in text, like `tshark -z flow,tcp,network`, if it fits a terminal;
+    /// else a line that says where to see it.
+    pub fn text(&self) -> String {
+        let mut s = format!("{}\n", self.title);
+        let n = self.columns.len();
+        let width = self
+            .columns
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(14)
+            + 2;
+        const TIME: usize = 11;
+        if n == 0
+            || self.arrows.len() + self.omitted > TERMINAL_ARROWS
+            || TIME + n * width > TERMINAL_WIDTH
+        {
+            let _ = writeln!(
+                s,
+                "  {} packets: too many to draw here (the HTML report draws it)",
+                self.arrows.len() + self.omitted
+            );
+            return s;
+        }
+        let centre = |k: usize| TIME + k * width + width / 2;
+        let mut head: String = " ".repeat(TIME);
+        for c in &self.columns {
+            let len = c.chars().count();
+            let pad = (width - len) / 2;
+            let _ = write!(head, "{}{c}{}", " ".repeat(pad), " ".repeat(width - len - pad));
+        }
+        let _ = writeln!(s, "{}", head.trim_end());
+        for a in &self.arrows {
+            let mut row: Vec<char> = vec![' '; TIME + n * width];
+            for (k, ch) in format!("{:>10.6}", a.at_s).chars().enumerate() {
+                row[k] = ch;
+            }
+            for k in 0..n {
+                row[centre(k)] = '|';
+            }
+            let (Some(first), Some(last)) = (a.seen.first(), a.seen.last()) else {
+                continue;
+            };
+            let (from, to) = (
+                centre(first.column.min(n - 1)),
+                centre(last.column.min(n - 1)),
+            );
+            // A packet seen at one point only, or stopped, goes half a column on.
+            let half = width / 2 - 1;
+            let to = if from == to || a.stopped.is_some() {
+                if a.rightward {
+                    (to + half).min(row.len() - 1)
+                } else {
+                    to.saturating_sub(half).max(TIME)
+                }
+            } else {
+                to
+            };
+            let (lo, hi) = (from.min(to), from.max(to));
+            for ch in row.iter_mut().take(hi).skip(lo + 1) {
+                *ch = '-';
+            }
+            let head_at = if a.rightward { hi } else { lo };
+            row[head_at] = match (a.stopped.is_some(), a.rightward) {
+                (true, _) => 'X',
+                (false, true) => '>',
+                (false, false) => '<',
+            };
+            let label: Vec<char> = a.label.chars().collect();
+            if hi > lo + label.len() + 2 {
+                let start = lo + 1 + (hi - lo - 1 - label.len()) / 2;
+                row[start..start + label.len()].copy_from_slice(&label);
+            }
+            let mut line: String = row.into_iter().collect();
+            line = line.trim_end().to_string();
+            if hi <= lo + label.len() + 2 {
+                let _ = write!(line, "  {}", a.label);
+            }
+            if a.retransmission {
+                line.push_str("  [TCP Retransmission]");
+            }
+            if let Some(why) = &a.stopped {
+                let _ = write!(line, "  {why}");
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        s
+    }
+}
