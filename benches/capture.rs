@@ -7,7 +7,8 @@
 //! trace too), how long [`tcplab::lab::Recording::finish`] takes (decoding and, when traced,
 //! attribution), how many passages the attribution found and whether trace events were lost.
 //! Then, once, on the traced lab: tcplab's captures and `tcpdump -w` side by side, frames
-//! captured and dropped by each, and whether the captured payload adds up to what was sent.
+//! captured and dropped by each, and whether the captured payload adds up to what was sent,
+//! and the size of the HTML report of those captures.
 //!
 //! Run as root: `cargo xtask bench-capture` (or `cargo bench --bench capture`). Optional:
 //! `--seconds N` per transfer (default 3), `--rounds N` of the tracing comparison (default 3).
@@ -308,7 +309,28 @@ fn fidelity(lab: &Lab, duration: Duration) {
                 );
             }
         }
+        html_size(&traces);
     }
+}
+
+/// The size of the HTML report of `traces`, and how long it takes to make.
+fn html_size(traces: &[Trace]) {
+    let origin = traces
+        .iter()
+        .filter_map(|t| t.packets.first())
+        .map(|p| p.at)
+        .min()
+        .unwrap_or_default();
+    let started = Instant::now();
+    let report = tcplab::report::Report::of_traces("bench", "capture fidelity", traces, origin);
+    let page = report.html(traces, None);
+    let packets: usize = traces.iter().map(|t| t.packets.len()).sum();
+    println!(
+        "  HTML report of these captures: {packets} packets, {:.1} MB ({:.0} bytes per packet), made in {:.0} ms",
+        page.len() as f64 / 1e6,
+        page.len() as f64 / packets.max(1) as f64,
+        ms(started.elapsed())
+    );
 }
 
 fn gbits(bytes: u64, took: Duration) -> f64 {

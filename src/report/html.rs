@@ -99,7 +99,10 @@ pub(crate) fn render(report: &Report, traces: &[Trace], html_dir: Option<&Path>)
     let held = report.expectations.iter().filter(|c| c.held).count();
     let total = report.expectations.len();
     let (verdict_class, verdict) = if report.passed {
-        ("pass", format!("passed: {held} of {total} expectations held"))
+        (
+            "pass",
+            format!("passed: {held} of {total} expectations held"),
+        )
     } else {
         (
             "fail",
@@ -141,11 +144,7 @@ fn lab_section(s: &mut String, lab: &LabReport) {
     let _ = write!(
         s,
         "<section id=\"lab\"><h2>Lab</h2><p class=\"muted\">{} {} with {} hosts.</p>",
-        if lab.vpc {
-            "A VPC,"
-        } else {
-            "One subnet,"
-        },
+        if lab.vpc { "A VPC," } else { "One subnet," },
         esc(&lab.cidr),
         lab.hosts.len()
     );
@@ -216,10 +215,7 @@ fn lab_section(s: &mut String, lab: &LabReport) {
 }
 
 fn lines(list: &[String]) -> String {
-    list.iter()
-        .map(|l| esc(l))
-        .collect::<Vec<_>>()
-        .join("<br>")
+    list.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>")
 }
 
 /// The lab drawn: the VPC router on top (with a VPC), a box per subnet with its bridge and

@@ -358,13 +358,13 @@ impl Ladder {
             + 2;
         const TIME: usize = 11;
         if n == 0
-            || self.arrows.len() + self.omitted > TERMINAL_ARROWS
+            || self.arrows.len().saturating_add(self.omitted) > TERMINAL_ARROWS
             || TIME + n * width > TERMINAL_WIDTH
         {
             let _ = writeln!(
                 s,
                 "  {} packets: too many to draw here (the HTML report draws it)",
-                self.arrows.len() + self.omitted
+                self.arrows.len().saturating_add(self.omitted)
             );
             return s;
         }
@@ -373,12 +373,21 @@ impl Ladder {
         for c in &self.columns {
             let len = c.chars().count();
             let pad = (width - len) / 2;
-            let _ = write!(head, "{}{c}{}", " ".repeat(pad), " ".repeat(width - len - pad));
+            let _ = write!(
+                head,
+                "{}{c}{}",
+                " ".repeat(pad),
+                " ".repeat(width - len - pad)
+            );
         }
         let _ = writeln!(s, "{}", head.trim_end());
         for a in &self.arrows {
             let mut row: Vec<char> = vec![' '; TIME + n * width];
-            for (k, ch) in format!("{:>10.6}", a.at_s).chars().enumerate() {
+            for (k, ch) in format!("{:>10.6}", a.at_s)
+                .chars()
+                .take(TIME - 1)
+                .enumerate()
+            {
                 row[k] = ch;
             }
             for k in 0..n {

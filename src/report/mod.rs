@@ -198,7 +198,7 @@ impl Report {
                 .traces
                 .iter()
                 .enumerate()
-                .map(|(i, t)| capture(i, t, run))
+                .map(|(i, t)| capture(i, t, &run.attribution, run.origin))
                 .collect(),
             rules,
             programs: run
@@ -230,6 +230,37 @@ impl Report {
                     }
                 })
                 .collect(),
+        }
+    }
+
+    /// A report of captures alone, without a scenario or a lab (no expectations, no rules):
+    /// to look at traces a test or a benchmark made. `origin` is the zero of its clock,
+    /// since the Unix epoch.
+    pub fn of_traces(
+        name: &str,
+        description: &str,
+        traces: &[Trace],
+        origin: std::time::Duration,
+    ) -> Report {
+        let none = crate::attribution::Attribution::default();
+        let lab = LabReport::default();
+        Report {
+            format: FORMAT,
+            scenario: name.to_string(),
+            description: description.to_string(),
+            passed: true,
+            wall_time_s: 0.0,
+            expectations: Vec::new(),
+            captures: traces
+                .iter()
+                .enumerate()
+                .map(|(i, t)| capture(i, t, &none, origin))
+                .collect(),
+            programs: Vec::new(),
+            rules: RulesReport::default(),
+            ladders: ladder::ladders(traces, origin, &lab, &HashMap::new()),
+            lab,
+            origin_unix_ns: u64::try_from(origin.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
@@ -317,7 +348,10 @@ impl Report {
             }
         }
         if !self.ladders.is_empty() {
-            let _ = writeln!(s, "\n{bold}ladders{bold:#} (time flows down; X: stopped there)");
+            let _ = writeln!(
+                s,
+                "\n{bold}ladders{bold:#} (time flows down; X: stopped there)"
+            );
             for l in &self.ladders {
                 for line in l.text().lines() {
                     let _ = writeln!(s, "  {line}");
@@ -472,11 +506,16 @@ fn rules(run: &Run) -> RulesReport {
     }
 }
 
-fn capture(index: usize, t: &Trace, run: &Run) -> CaptureReport {
+fn capture(
+    index: usize,
+    t: &Trace,
+    attribution: &crate::attribution::Attribution,
+    origin: std::time::Duration,
+) -> CaptureReport {
     // A packet a rule stopped says so, and which rule.
     let line = |i: usize| {
-        let mut line = t.line(i, run.origin);
-        for p in run.attribution.at(index, i) {
+        let mut line = t.line(i, origin);
+        for p in attribution.at(index, i) {
             if p.fate.stopped() {
                 line.push_str(&format!("  <- {}", p.verdict()));
             }
@@ -516,40 +555,4 @@ fn capture(index: usize, t: &Trace, run: &Run) -> CaptureReport {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn report(passed: bool) -> Report {
-        Report {
-            scenario: "s".into(),
-            description: "d".into(),
-            passed,
-            wall_time_s: 1.0,
-            expectations: vec![CheckReport {
-                expectation: "e".into(),
-                held: passed,
-                detail: "x".into(),
-                at: Some("s.toml:7".into()),
-            }],
-            captures: Vec::new(),
-            programs: Vec::new(),
-            rules: RulesReport::default(),
-            format: FORMAT,
-            lab: LabReport::default(),
-            ladders: Vec::new(),
-            origin_unix_ns: 0,
-        }
-    }
-
-    #[test]
-    fn plain_text_has_no_escape_codes() {
-        for passed in [true, false] {
-            let r = report(passed);
-            assert!(!r.text().contains('\x1b'), "{}", r.text());
-            assert!(r.styled().contains('\x1b'));
-        }
-        assert!(report(false).text().contains("  s.toml:7: FAIL e: x"));
-        assert!(report(true).text().contains("\n  ok   e: x"));
-        assert!(report(false).json().contains("\"at\": \"s.toml:7\""));
-    }
-}
+mod tests;

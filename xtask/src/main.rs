@@ -44,6 +44,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "tshark",
         "Wireshark's own TCP analysis of tcplab's pcaps in the tests",
     ),
+    (
+        "chromium",
+        "opening the HTML report in a real browser (headless) in the tests",
+    ),
 ];
 
 const USAGE: &str = "usage: cargo xtask <task>
