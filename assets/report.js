@@ -63,7 +63,7 @@
     var colX = function (k) { return LEFT + k * COL + COL / 2; };
     for (var k = 0; k < ncols; k++) {
       svg.appendChild(el("text", { "class": "col-name", x: colX(k), y: 18 }, ladder.columns[k]));
-      svg.appendChild(el("line", { "class": "col-line", x1: colX(k), y1: 26, x2: colX(k), y2: height - 6 }));
+      svg.appendChild(el("line", { "class": "col-line" + (ladder.columns[k] === "VPC router" ? " router" : ""), x1: colX(k), y1: 26, x2: colX(k), y2: height - 6 }));
     }
     arrows.forEach(function (a, n) {
       var y = TOP + n * ROW + ROW / 2;
@@ -77,9 +77,13 @@
       if (a.seen.length === 0) { svg.appendChild(g); return; }
       var dir = a.rightward ? 1 : -1;
       var x1 = colX(Math.min(a.seen[0].column, ncols - 1));
-      var x2 = colX(Math.min(a.seen[a.seen.length - 1].column, ncols - 1));
-      // Seen at one point only, or stopped there: it goes on a little, and ends.
-      if (x1 === x2 || a.stopped) { x2 += dir * COL * 0.42; }
+      // A rule of the VPC router stopped it: it ends at the router's column, which no
+      // capture sees.
+      var router = ladder.columns.indexOf("VPC router");
+      var atRouter = a.stopped && a.stopped_in === "router" && router >= 0;
+      var x2 = colX(atRouter ? router : Math.min(a.seen[a.seen.length - 1].column, ncols - 1));
+      // Seen at one point only, or stopped past it: it goes on a little, and ends.
+      if (!atRouter && (x1 === x2 || a.stopped)) { x2 += dir * COL * 0.42; }
       g.appendChild(el("line", { "class": "shaft", x1: x1, y1: y, x2: x2 - (a.stopped ? 0 : dir * 8), y2: y }));
       if (a.stopped) {
         g.appendChild(el("line", { "class": "stop", x1: x2 - 6, y1: y - 6, x2: x2 + 6, y2: y + 6 }));

@@ -507,7 +507,7 @@ fn programs_section(s: &mut String, report: &Report) {
 }
 
 fn captures_section(s: &mut String, report: &Report, traces: &[Trace], html_dir: Option<&Path>) {
-    s.push_str("<section id=\"captures\"><h2>Captures</h2><p class=\"muted\">Wireshark's columns and colouring rules: <span class=\"swatch tcp-synfin\">TCP SYN/FIN</span> <span class=\"swatch tcp-rst\">TCP RST</span> <span class=\"swatch bad-tcp\">Bad TCP (retransmission, zero window)</span> <span class=\"swatch icmp-error\">ICMP errors</span> <span class=\"swatch tcp\">TCP</span> <span class=\"swatch udp\">UDP</span> <span class=\"swatch icmp\">ICMP</span> <span class=\"swatch arp\">ARP</span></p>");
+    s.push_str("<section id=\"captures\"><h2>Captures</h2><p class=\"muted\">Wireshark's columns and colouring rules: <span class=\"swatch tcp-synfin\">TCP SYN/FIN</span> <span class=\"swatch tcp-rst\">TCP RST</span> <span class=\"swatch bad-tcp\">Bad TCP (retransmission, zero window)</span> <span class=\"swatch icmp-error\">ICMP errors</span> <span class=\"swatch tcp\">TCP</span> <span class=\"swatch udp\">UDP</span> <span class=\"swatch icmp\">ICMP</span> <span class=\"swatch arp\">ARP</span></p><div class=\"captures\">");
     for (c, t) in traces.iter().enumerate() {
         let dropped = report.captures.get(c).map_or(t.drops, |r| r.dropped);
         let link = t
@@ -533,5 +533,5 @@ fn captures_section(s: &mut String, report: &Report, traces: &[Trace], html_dir:
             esc(&t.host)
         );
     }
-    s.push_str("</section>\n");
+    s.push_str("</div></section>\n");
 }

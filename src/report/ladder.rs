@@ -55,6 +55,26 @@ pub struct Arrow {
     pub retransmission: bool,
     /// It went no further: what stopped it, when a traced rule did.
     pub stopped: Option<String>,
+    /// Where the rule that stopped it sits: `fabric`, `router` (the VPC router: network
+    /// ACLs, routes) or a host.
+    #[serde(default)]
+    pub stopped_in: Option<String>,
+}
+
+/// The name of the ladder column that stands for the VPC router, which no capture sees.
+pub const ROUTER_COLUMN: &str = "VPC router";
+
+impl Arrow {
+    /// The column where the arrow ends: the VPC router's when a rule there stopped it,
+    /// else the last column it was seen at.
+    pub fn end_column(&self, columns: &[String]) -> Option<usize> {
+        if self.stopped_in.as_deref() == Some("router")
+            && let Some(r) = columns.iter().position(|c| c == ROUTER_COLUMN)
+        {
+            return Some(r);
+        }
+        self.seen.last().map(|h| h.column)
+    }
 }
 
 /// A packet seen at one capture point.
@@ -156,12 +176,15 @@ pub fn label(kind: &Kind) -> String {
     }
 }
 
+/// What stopped a packet, and where the rule sits.
+pub(crate) type Stops = HashMap<(usize, usize), (String, String)>;
+
 /// The ladders of a run's `traces`: `stops` maps (capture, packet) to what stopped the packet.
 pub(crate) fn ladders(
     traces: &[Trace],
     origin: Duration,
     lab: &LabReport,
-    stops: &HashMap<(usize, usize), String>,
+    stops: &Stops,
 ) -> Vec<Ladder> {
     // Every packet of each conversation, by capture, in capture order.
     let mut order: Vec<Conversation> = Vec::new();
@@ -194,7 +217,7 @@ fn ladder(
     traces: &[Trace],
     origin: Duration,
     lab: &LabReport,
-    stops: &HashMap<(usize, usize), String>,
+    stops: &Stops,
 ) -> Ladder {
     let kind = |(c, i): (usize, usize)| &traces[c].packets[i].kind;
     // The client opened it (its first SYN), else sent its first packet.
@@ -221,8 +244,14 @@ fn ladder(
     } else {
         conv.ends.0
     };
-    let host_of = |a: SocketAddrV4| lab.host_at(&a.ip().to_string()).map(|h| h.name.clone());
-    let (client_host, server_host) = (host_of(client), host_of(server));
+    let host_of = |a: SocketAddrV4| lab.host_at(&a.ip().to_string());
+    // Two subnets of a VPC: the router between them is a column too, seen by no capture.
+    let across_router = lab.vpc
+        && matches!((host_of(client), host_of(server)), (Some(a), Some(b)) if a.subnet != b.subnet);
+    let (client_host, server_host) = (
+        host_of(client).map(|h| h.name.clone()),
+        host_of(server).map(|h| h.name.clone()),
+    );
     // Columns: the client's own capture and its port, those of the hosts in between, the
     // server's port and its own capture; a capture that saw none of it is kept for the two
     // ends (the server's empty capture is the story of a drop).
@@ -248,29 +277,33 @@ fn ladder(
             None
         }
     };
-    let mut columns: Vec<(u8, usize)> = traces
+    let mut columns: Vec<(u8, Option<usize>)> = traces
         .iter()
         .enumerate()
         .filter_map(|(c, t)| {
             let holds = packets.iter().any(|&(pc, _)| pc == c);
             match rank(&t.host) {
-                Some(r) => Some((r, c)),
-                None if holds => Some((2, c)),
+                Some(r) => Some((2 * r, Some(c))),
+                None if holds => Some((4, Some(c))),
                 None => None,
             }
         })
         .collect();
+    if across_router {
+        columns.push((5, None));
+    }
     columns.sort();
     let column_of: HashMap<usize, usize> = columns
         .iter()
         .enumerate()
-        .map(|(k, &(_, c))| (c, k))
+        .filter_map(|(k, &(_, c))| Some((c?, k)))
         .collect();
     // The same packet on each capture: by what it holds, and its rank among the same.
     let mut arrows: Vec<Arrow> = Vec::new();
     let mut index: HashMap<(String, usize), usize> = HashMap::new();
     let mut rank_of: HashMap<(usize, String), usize> = HashMap::new();
     for &(_, c) in &columns {
+        let Some(c) = c else { continue };
         for &(pc, i) in packets.iter().filter(|&&(pc, _)| pc == c) {
             let p = &traces[pc].packets[i];
             let info = describe(&p.kind);
@@ -285,7 +318,7 @@ fn ladder(
                 at_s,
             };
             let retransmission = traces[pc].marks(i).contains(&"[TCP Retransmission]");
-            let stopped = stops.get(&(pc, i)).cloned();
+            let (stopped, stopped_in) = stops.get(&(pc, i)).cloned().unzip();
             match index.get(&key) {
                 Some(&a) => {
                     let arrow = &mut arrows[a];
@@ -294,6 +327,7 @@ fn ladder(
                     arrow.retransmission |= retransmission;
                     if arrow.stopped.is_none() {
                         arrow.stopped = stopped;
+                        arrow.stopped_in = stopped_in;
                     }
                 }
                 None => {
@@ -309,6 +343,7 @@ fn ladder(
                         seen: vec![hop],
                         retransmission,
                         stopped,
+                        stopped_in,
                     });
                 }
             }
@@ -335,7 +370,7 @@ fn ladder(
         title: format!("{} > {} ({})", end(client), end(server), conv.protocol),
         columns: columns
             .iter()
-            .map(|&(_, c)| traces[c].host.clone())
+            .map(|&(_, c)| c.map_or_else(|| ROUTER_COLUMN.to_string(), |c| traces[c].host.clone()))
             .collect(),
         arrows,
         omitted,
@@ -393,16 +428,14 @@ impl Ladder {
             for k in 0..n {
                 row[centre(k)] = '|';
             }
-            let (Some(first), Some(last)) = (a.seen.first(), a.seen.last()) else {
+            let (Some(first), Some(last)) = (a.seen.first(), a.end_column(&self.columns)) else {
                 continue;
             };
-            let (from, to) = (
-                centre(first.column.min(n - 1)),
-                centre(last.column.min(n - 1)),
-            );
-            // A packet seen at one point only, or stopped, goes half a column on.
+            let at_router = a.stopped.is_some() && Some(last) != a.seen.last().map(|h| h.column);
+            let (from, to) = (centre(first.column.min(n - 1)), centre(last.min(n - 1)));
+            // A packet seen at one point only, or stopped past it, goes half a column on.
             let half = width / 2 - 1;
-            let to = if from == to || a.stopped.is_some() {
+            let to = if !at_router && (from == to || a.stopped.is_some()) {
                 if a.rightward {
                     (to + half).min(row.len() - 1)
                 } else {

@@ -20,7 +20,7 @@ use crate::proc::Stream;
 use crate::scenario::{Run, Scenario};
 use crate::trace::Trace;
 pub use lab::{HostReport, LabReport, SubnetReport};
-pub use ladder::{Arrow, Hop, Ladder, MAX_ARROWS};
+pub use ladder::{Arrow, Hop, Ladder, MAX_ARROWS, ROUTER_COLUMN};
 pub use load::{LoadError, Loaded, load};
 
 /// The version of the JSON report's layout; [`load`] reads this version only.
@@ -167,11 +167,15 @@ impl Report {
     pub fn new(scenario: &Scenario, run: &Run) -> Report {
         let rules = rules(run);
         let lab = LabReport::new(&scenario.resolved);
-        let stops: HashMap<(usize, usize), String> = rules
+        let stops: ladder::Stops = rules
             .packets
             .iter()
             .filter(|p| p.fate.stopped())
-            .flat_map(|p| p.seen.iter().map(|&s| (s, p.verdict.clone())))
+            .flat_map(|p| {
+                p.seen
+                    .iter()
+                    .map(|&s| (s, (p.verdict.clone(), p.place.clone())))
+            })
             .collect();
         let ladders = ladder::ladders(&run.traces, run.origin, &lab, &stops);
         Report {

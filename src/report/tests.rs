@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -109,8 +108,9 @@ fn report_in(dir: &Path) -> (Report, Vec<Trace>) {
     }
     let lab = lab();
     // The rules stopped each SYN at client-1's port: (capture 1, packet i).
-    let stops: HashMap<(usize, usize), String> =
-        (0..3).map(|i| ((1, i), STOP.to_string())).collect();
+    let stops: ladder::Stops = (0..3)
+        .map(|i| ((1, i), (STOP.to_string(), "fabric".to_string())))
+        .collect();
     let ladders = ladder::ladders(&traces, ORIGIN, &lab, &stops);
     let report = Report {
         format: FORMAT,
@@ -373,7 +373,8 @@ fn hostile_indexes_in_a_report_never_panic_a_renderer() {
                 at_s: 0.0,
             }],
             retransmission: true,
-            stopped: None,
+            stopped: Some("x".into()),
+            stopped_in: Some("router".into()),
         }],
         omitted: usize::MAX,
     });

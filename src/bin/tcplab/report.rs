@@ -11,8 +11,15 @@ pub fn report(dir: &Path, json: bool, html: Option<PathBuf>) -> Result<u8, CliEr
     let loaded = tcplab::report::load(dir).map_err(|e| CliError::setup(e.to_string()))?;
     let report = loaded.report;
     if let Some(path) = &html {
-        let page_dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let page = report.html(&loaded.traces, Some(page_dir.unwrap_or(Path::new("."))));
+        // Printed, it is the folder's page: its pcaps are linked by name, as from report.html.
+        let page_dir = if path.as_os_str() == "-" {
+            dir
+        } else {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        };
+        let page = report.html(&loaded.traces, Some(page_dir));
         if path.as_os_str() == "-" {
             print!("{page}");
         } else {
