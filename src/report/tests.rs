@@ -382,3 +382,73 @@ fn hostile_indexes_in_a_report_never_panic_a_renderer() {
     let _ = report.text();
     let _ = report.html(&traces, None);
 }
+
+/// Every leaf of a JSON value, as a JSON pointer.
+fn leaves(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                leaves(v, format!("{at}/{k}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                leaves(v, format!("{at}/{i}"), out);
+            }
+            out.push(at);
+        }
+        _ => out.push(at),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 64,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// A report.json with any of its values replaced by a hostile one is read back or refused
+    /// in one line, and whatever is read back renders as text and HTML without a panic.
+    #[test]
+    fn a_tampered_report_is_refused_or_renders(
+        picks in proptest::collection::vec((proptest::prelude::any::<usize>(), 0usize..12), 1..4)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (report, traces) = report_in(dir.path());
+        report.save(&traces, dir.path(), None).unwrap();
+        let mut value: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        let mut paths = Vec::new();
+        leaves(&value, String::new(), &mut paths);
+        for (which, hostile) in picks {
+            let path = &paths[which % paths.len()];
+            let replacement = match hostile {
+                0 => serde_json::json!(u64::MAX),
+                1 => serde_json::json!(-1),
+                2 => serde_json::json!(1e308),
+                3 => serde_json::json!("\u{1b}[2J</script><!--"),
+                4 => serde_json::json!(null),
+                5 => serde_json::json!([]),
+                6 => serde_json::json!({}),
+                7 => serde_json::json!("../../../../etc/passwd"),
+                8 => serde_json::json!(usize::MAX as f64),
+                9 => serde_json::json!(0),
+                10 => serde_json::json!("x".repeat(10_000)),
+                _ => serde_json::json!(true),
+            };
+            if let Some(slot) = value.pointer_mut(path) {
+                *slot = replacement;
+            }
+        }
+        std::fs::remove_file(dir.path().join(JSON_FILE)).unwrap();
+        std::fs::write(dir.path().join(JSON_FILE), value.to_string()).unwrap();
+        match load(dir.path()) {
+            Ok(loaded) => {
+                let _ = loaded.report.text();
+                let _ = loaded.report.styled();
+                let _ = loaded.report.html(&loaded.traces, Some(dir.path()));
+            }
+            Err(e) => proptest::prop_assert!(!e.to_string().contains('\n'), "{}", e),
+        }
+    }
+}
