@@ -462,26 +462,7 @@ fn write_all(path: &Path, mut file: std::fs::File, bytes: &[u8]) -> Result<(), R
 /// Writes `bytes` to the new file `path` (0600): never through a symlink (even a dangling
 /// one), never over an existing file.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                ReportError::Output(OutputError::Exists {
-                    path: path.to_path_buf(),
-                })
-            } else {
-                ReportError::Write {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
-    write_all(path, file, bytes)
+    Ok(crate::output::write_file(path, bytes, false)?)
 }
 
 fn rules(run: &Run) -> RulesReport {

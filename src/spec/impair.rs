@@ -139,7 +139,7 @@ impl fmt::Display for DropMatch {
 }
 
 /// Which way a packet crosses a host's link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkDirection {
     /// From the host.
