@@ -427,3 +427,35 @@ mod big {
         path
     }
 }
+
+#[test]
+fn nacl_missing_ephemeral_page_ends_the_syn_acks_at_the_vpc_router() {
+    let Some((report, _traces, browser)) = check_page("nacl-missing-ephemeral") else {
+        return;
+    };
+    let tcp = &report.ladders[0];
+    assert_eq!(tcp.columns, ["client-1", "VPC router", "server"]);
+    let columns = eval(
+        &browser,
+        "document.querySelector('.ladder svg').dataset.columns",
+    );
+    assert_eq!(columns, "client-1 VPC router server");
+    let arrows = drawn_arrows(&browser);
+    let syn_acks: Vec<_> = arrows.iter().filter(|(l, _, _)| l == "SYN, ACK").collect();
+    assert!(!syn_acks.is_empty());
+    for (_, _, stopped) in &syn_acks {
+        let stopped = stopped.as_deref().expect("stopped by the ACL");
+        assert!(stopped.contains("network ACL public-acl"), "{stopped}");
+    }
+    let syns = arrows.iter().filter(|(l, _, _)| l == "SYN").count();
+    assert!(
+        syns >= 2,
+        "the SYN and its retransmissions reach the server"
+    );
+    assert!(
+        arrows
+            .iter()
+            .filter(|(l, _, _)| l == "SYN")
+            .all(|(_, _, s)| s.is_none())
+    );
+}

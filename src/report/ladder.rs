@@ -21,6 +21,10 @@ pub const MAX_ARROWS: usize = 5000;
 /// Arrows a terminal ladder draws; a longer conversation is summed up in a line.
 const TERMINAL_ARROWS: usize = 40;
 
+/// How much earlier a packet may be timed at a capture further on its way (seconds): captures
+/// are timed by one clock, but not at the same instant of the packet's passage.
+const SAME_PACKET: f64 = 0.001;
+
 /// Widest terminal ladder drawn, in columns.
 const TERMINAL_WIDTH: usize = 130;
 
@@ -293,59 +297,103 @@ fn ladder(
         columns.push((5, None));
     }
     columns.sort();
-    let column_of: HashMap<usize, usize> = columns
-        .iter()
-        .enumerate()
-        .filter_map(|(k, &(_, c))| Some((c?, k)))
-        .collect();
-    // The same packet on each capture: by what it holds, and its rank among the same.
+    // The same packet on each capture: what it holds, seen along its way. Packets that hold
+    // the same (a SYN and its retransmissions) are told apart by time: a packet at one capture
+    // point continues the latest one of its kind seen before it, earlier on its way, that no
+    // rule stopped (a dropped SYN is not the retransmission the server saw).
+    let rightward_of = |kind: &Kind| {
+        sender(kind)
+            .is_some_and(|s| s.ip() == client.ip() && (s.port() == 0 || s.port() == client.port()))
+    };
     let mut arrows: Vec<Arrow> = Vec::new();
-    let mut index: HashMap<(String, usize), usize> = HashMap::new();
-    let mut rank_of: HashMap<(usize, String), usize> = HashMap::new();
-    for &(_, c) in &columns {
-        let Some(c) = c else { continue };
-        for &(pc, i) in packets.iter().filter(|&&(pc, _)| pc == c) {
-            let p = &traces[pc].packets[i];
-            let info = describe(&p.kind);
-            let n = rank_of.entry((pc, info.clone())).or_insert(0);
-            let key = (info.clone(), *n);
-            *n += 1;
-            let at_s = p.at.as_secs_f64() - origin.as_secs_f64();
-            let hop = Hop {
-                column: column_of[&pc],
-                capture: pc,
-                packet: i,
-                at_s,
-            };
-            let retransmission = traces[pc].marks(i).contains(&"[TCP Retransmission]");
-            let (stopped, stopped_in) = stops.get(&(pc, i)).cloned().unzip();
-            match index.get(&key) {
-                Some(&a) => {
-                    let arrow = &mut arrows[a];
-                    arrow.seen.push(hop);
-                    arrow.at_s = arrow.at_s.min(at_s);
-                    arrow.retransmission |= retransmission;
-                    if arrow.stopped.is_none() {
-                        arrow.stopped = stopped;
-                        arrow.stopped_in = stopped_in;
+    // Per packet kind: the arrows that may go on, as (time last seen, arrow), by time.
+    let mut open: HashMap<String, Vec<(f64, usize)>> = HashMap::new();
+    for pass in [true, false] {
+        // Columns in the packets' way: left to right, then right to left.
+        let order: Vec<usize> = if pass {
+            (0..columns.len()).collect()
+        } else {
+            (0..columns.len()).rev().collect()
+        };
+        open.clear();
+        for k in order {
+            let Some(c) = columns[k].1 else { continue };
+            let mut here: Vec<(f64, usize, String)> = packets
+                .iter()
+                .filter(|&&(pc, i)| pc == c && rightward_of(&traces[pc].packets[i].kind) == pass)
+                .map(|&(pc, i)| {
+                    let p = &traces[pc].packets[i];
+                    (
+                        p.at.as_secs_f64() - origin.as_secs_f64(),
+                        i,
+                        describe(&p.kind),
+                    )
+                })
+                .collect();
+            // Latest first, so that each takes the latest arrow still open before it.
+            here.sort_by(|a, b| b.0.total_cmp(&a.0));
+            // What this column's packets may continue; an arrow continued here is taken out.
+            let mut avail = open.clone();
+            let mut used: std::collections::HashSet<usize> = std::collections::HashSet::new();
+            let mut went_on: Vec<(String, f64, usize)> = Vec::new();
+            for (at_s, i, info) in here {
+                let hop = Hop {
+                    column: k,
+                    capture: c,
+                    packet: i,
+                    at_s,
+                };
+                let retransmission = traces[c].marks(i).contains(&"[TCP Retransmission]");
+                let (stopped, stopped_in) = stops.get(&(c, i)).cloned().unzip();
+                let candidates = avail.entry(info.clone()).or_default();
+                // Seen later on its way than before it, give or take the clocks' grain.
+                while candidates
+                    .last()
+                    .is_some_and(|&(t, _)| t > at_s + SAME_PACKET)
+                {
+                    candidates.pop();
+                }
+                let a = match candidates.pop() {
+                    Some((_, a)) => {
+                        used.insert(a);
+                        let arrow = &mut arrows[a];
+                        arrow.seen.push(hop);
+                        arrow.at_s = arrow.at_s.min(at_s);
+                        arrow.retransmission |= retransmission;
+                        if arrow.stopped.is_none() {
+                            arrow.stopped = stopped;
+                            arrow.stopped_in = stopped_in;
+                        }
+                        a
                     }
+                    None => {
+                        arrows.push(Arrow {
+                            at_s,
+                            rightward: pass,
+                            label: label(&traces[c].packets[i].kind),
+                            info: info.clone(),
+                            seen: vec![hop],
+                            retransmission,
+                            stopped,
+                            stopped_in,
+                        });
+                        arrows.len() - 1
+                    }
+                };
+                if arrows[a].stopped.is_none() {
+                    went_on.push((info, at_s, a));
                 }
-                None => {
-                    let rightward = sender(&p.kind).is_some_and(|s| {
-                        s.ip() == client.ip() && (s.port() == 0 || s.port() == client.port())
-                    });
-                    index.insert(key, arrows.len());
-                    arrows.push(Arrow {
-                        at_s,
-                        rightward,
-                        label: label(&p.kind),
-                        info,
-                        seen: vec![hop],
-                        retransmission,
-                        stopped,
-                        stopped_in,
-                    });
-                }
+            }
+            // What went on from here may go on further; an arrow not seen here stays open (a
+            // capture point it did not pass, such as another host's).
+            for list in open.values_mut() {
+                list.retain(|(_, a)| !used.contains(a));
+            }
+            for (info, at_s, a) in went_on {
+                open.entry(info).or_default().push((at_s, a));
+            }
+            for list in open.values_mut() {
+                list.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
         }
     }

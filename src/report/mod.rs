@@ -171,9 +171,10 @@ impl Report {
             .packets
             .iter()
             .filter(|p| p.fate.stopped())
-            .flat_map(|p| {
+            // Where it was last seen is where it stopped: the captures before that saw it go on.
+            .filter_map(|p| {
                 p.seen
-                    .iter()
+                    .last()
                     .map(|&s| (s, (p.verdict.clone(), p.place.clone())))
             })
             .collect();

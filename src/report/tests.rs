@@ -452,3 +452,44 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_retransmission_lines_up_with_what_the_server_saw_not_with_the_dropped_first() {
+    let at = |ms: u64| ORIGIN + Duration::from_millis(ms);
+    let frame = |ms, direction| Frame {
+        at: at(ms),
+        direction,
+        original_len: 74,
+        data: syn(7),
+    };
+    let traces: Vec<Trace> = [
+        Captured {
+            host: "client-1".into(),
+            interface: "eth0".into(),
+            frames: vec![frame(10, Direction::Out), frame(1010, Direction::Out)],
+            drops: 0,
+        },
+        Captured {
+            host: "server".into(),
+            interface: "eth0".into(),
+            frames: vec![frame(1010, Direction::In)],
+            drops: 0,
+        },
+    ]
+    .iter()
+    .map(Trace::new)
+    .collect();
+    // The first SYN was dropped on its way (an impairment, say): the server saw the second.
+    let stops: ladder::Stops = [((0, 0), ("dropped".to_string(), "fabric".to_string()))]
+        .into_iter()
+        .collect();
+    let l = &ladder::ladders(&traces, ORIGIN, &lab(), &stops)[0];
+    let hops: Vec<Vec<(usize, usize)>> = l
+        .arrows
+        .iter()
+        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
+        .collect();
+    assert_eq!(hops, [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
+    assert_eq!(l.arrows[0].stopped.as_deref(), Some("dropped"));
+    assert!(l.arrows[1].stopped.is_none() && l.arrows[1].retransmission);
+}
