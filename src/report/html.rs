@@ -59,7 +59,10 @@ pub(crate) fn esc(s: &str) -> String {
 
 /// A link to a pcap: its name when the page sits beside it, else a `file:` URL.
 fn pcap_href(pcap: &Path, html_dir: Option<&Path>) -> String {
-    let beside = html_dir.is_some_and(|d| pcap.parent() == Some(d));
+    // Compared and linked as absolute paths: `--out captures/` gives relative ones.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let pcap = absolute(pcap);
+    let beside = html_dir.is_some_and(|d| pcap.parent() == Some(absolute(d).as_path()));
     let raw = match pcap.file_name() {
         Some(name) if beside => name.to_string_lossy().into_owned(),
         _ => format!("file://{}", pcap.display()),

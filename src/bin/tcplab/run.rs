@@ -68,6 +68,15 @@ pub fn run(
     let path = catalog::find(arg)?;
     let scenario = Scenario::from_file(&path).map_err(|e| CliError::setup(e.to_string()))?;
     tcplab::lab::check_privileges().map_err(|e| CliError::setup(e.to_string()))?;
+    // Checked now, not after the run: the page is created new (never over a file) at the end.
+    if let Some(path) = &html
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(CliError::setup(format!(
+            "{} already exists: give --html a new file (tcplab never writes over a file it did not create)",
+            path.display()
+        )));
+    }
     let interrupt = Interrupt::new();
     let output = Output::new(out, &scenario.name)?;
     if let Err(e) = watch_signals(interrupt.clone(), output.path.clone()) {
@@ -125,6 +134,10 @@ pub fn run(
             println!(
                 "pcaps and report.json: {}",
                 escape::line(&output.path.display().to_string())
+            );
+        } else if html.is_some() {
+            println!(
+                "pcaps and report.json: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
             );
         } else {
             println!(
