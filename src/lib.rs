@@ -81,8 +81,10 @@
 //!
 //! # Scenarios
 //! A [`Scenario`] file holds a topology, sysctls, steps and expectations; [`scenario::run`]
-//! runs it (the same engine as `tcplab run`) and [`Report`] renders the result as text or
-//! JSON. tcplab's own apps (`tcp-server`, `tcp-client`...) that a scenario names are found, or
+//! runs it (the same engine as `tcplab run`) and [`Report`] renders the result as text, JSON
+//! or one self-contained HTML page with a ladder diagram per conversation
+//! ([`Report::save`] writes `report.json` and `report.html` into a run's folder, and
+//! [`report::load`] reads such a folder back). tcplab's own apps (`tcp-server`, `tcp-client`...) that a scenario names are found, or
 //! built once, from any crate (see [`apps::locate`]):
 //! ```no_run
 //! use tcplab::{Report, RunOptions, Scenario};

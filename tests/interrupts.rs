@@ -74,7 +74,9 @@ fn check_pcaps(out: &Path) {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
         .collect();
+
     assert!(
         pcaps.len() >= 4,
         "a pcap per host of the article: {pcaps:?}"
@@ -114,6 +116,8 @@ fn interrupted(signal: Signal, code: i32) -> Outcome {
         o.transcript()
     );
     check_pcaps(&out);
+    // The reports of the run so far are beside the pcaps.
+    assert!(out.join("report.json").is_file() && out.join("report.html").is_file());
     o
 }
 

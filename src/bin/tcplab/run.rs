@@ -132,16 +132,12 @@ pub fn run(
         }
         if kept {
             println!(
-                "pcaps and report.json: {}",
+                "pcaps: {}",
                 escape::line(&output.path.display().to_string())
-            );
-        } else if html.is_some() {
-            println!(
-                "pcaps and report.json: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
             );
         } else {
             println!(
-                "pcaps and reports: removed with their temporary folder, as the run passed (keep them with --keep, --out DIR or --html PATH)"
+                "pcaps: removed with their temporary folder, as the run passed (keep them with --keep or --out DIR)"
             );
         }
         if kept || html.is_some() {
