@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::hygiene::{referenced_net_namespaces, root_namespace_state};
 use common::{WAIT, privileged};
-use tcplab::lab::{Lab, LabError, netem_available};
+use tcplab::lab::{Lab, LabError, delays_in_user_space};
 use tcplab::spec::{HostSpec, Impair, Impairment, LinkImpair, Topology};
 use tcplab::trace::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Kind, Trace};
 
@@ -120,27 +120,9 @@ fn a_delay_shows_in_the_round_trip_on_the_captures() {
         }),
         ..Impair::default()
     };
-    if !netem_available().unwrap() {
-        assert!(
-            std::env::var_os("TCPLAB_NO_NETEM").is_some_and(|v| v == "1"),
-            "this kernel has no netem (CONFIG_NET_SCH_NETEM): run on a kernel with sch_netem, or set TCPLAB_NO_NETEM=1 to check only the refusal"
-        );
-        let e = lab.impair("b", &impair, None).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                LabError::KernelFeature {
-                    feature: "sch_netem",
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert!(e.to_string().contains("CONFIG_NET_SCH_NETEM"), "{e}");
-        eprintln!("NOT RUN: this kernel has no netem; checked that a delay is refused: {e}");
-        return;
-    }
     lab.impair("b", &impair, None).unwrap();
+    // netem where the kernel has it, tcplab's delay line in user space where it has not.
+    assert_eq!(lab.delay_line().is_some(), delays_in_user_space().unwrap());
     let rec = lab.start_captures().unwrap();
     assert!(ping(&lab, 3));
     let traces = rec.stop(None).unwrap();
@@ -251,4 +233,155 @@ fn a_lost_syn_through_the_rust_api() {
         expect::dropped_by("b:1234", "impairment:a"),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn ingress(link: LinkImpair) -> Impair {
+    Impair {
+        ingress: Some(link),
+        ..Impair::default()
+    }
+}
+
+#[test]
+fn a_rate_spaces_packets_by_their_time_on_the_wire() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    // 1500-byte IP packets (1514-byte frames) at 800 kbit/s: 15.14 ms each.
+    lab.impair(
+        "b",
+        &ingress(LinkImpair {
+            rate: Some("800kbit".into()),
+            ..LinkImpair::default()
+        }),
+        None,
+    )
+    .unwrap();
+    let rec = lab.start_captures().unwrap();
+    let mut c = Command::new("ping");
+    // Sent 5 ms apart, faster than the link carries them. With a deadline (-w) ping waits
+    // for every reply, not only twice the longest round trip.
+    c.args(["-c", "5", "-i", "0.005", "-s", "1472", "-w", "5", "b"]);
+    let outcome = lab.host("a").unwrap().run(c, WAIT).unwrap();
+    assert!(outcome.status.success(), "{}", outcome.transcript());
+    let traces = rec.stop(None).unwrap();
+    let sent = echoes(trace(&traces, "a"), ICMP_ECHO_REQUEST);
+    let got = echoes(trace(&traces, "b"), ICMP_ECHO_REQUEST);
+    // ping sends on until 5 replies are in: each request b got is one a sent.
+    assert!(
+        got.len() >= 5 && sent.len() >= got.len(),
+        "{sent:?} {got:?}"
+    );
+    for pair in got.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_micros(14_500),
+            "b received requests {gap:?} apart; the link carries one per 15.1 ms"
+        );
+    }
+}
+
+#[test]
+fn corruption_spoils_every_packet_the_link_carries() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    lab.impair(
+        "b",
+        &ingress(LinkImpair {
+            corrupt: Some(100.0),
+            ..LinkImpair::default()
+        }),
+        None,
+    )
+    .unwrap();
+    let rec = lab.start_captures().unwrap();
+    let mut c = Command::new("ping");
+    c.args(["-c", "3", "-i", "0.2", "-W", "1", "-p", "00", "b"]);
+    let outcome = lab.host("a").unwrap().run(c, WAIT).unwrap();
+    let traces = rec.stop(None).unwrap();
+    assert!(!outcome.status.success(), "no request arrives intact");
+    // Each request reaches b's link with one bit flipped: where it falls decides whether b's
+    // capture still reads it as an echo request, so only the frames are counted.
+    let a_requests = echoes(trace(&traces, "a"), ICMP_ECHO_REQUEST).len();
+    assert_eq!(a_requests, 3);
+    let b = trace(&traces, "b");
+    let from_a = b
+        .packets
+        .iter()
+        .filter(|p| !matches!(p.kind, Kind::Icmp(ref i) if i.icmp_type == ICMP_ECHO_REPLY))
+        .count();
+    assert!(from_a >= 3, "b's capture holds {from_a} packets");
+    assert!(echoes(trace(&traces, "a"), ICMP_ECHO_REPLY).is_empty());
+}
+
+#[test]
+fn duplicates_need_netem_and_are_refused_in_one_line_without_it() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    let dup = ingress(LinkImpair {
+        duplicate: Some(100.0),
+        ..LinkImpair::default()
+    });
+    if delays_in_user_space().unwrap() {
+        let e = lab.impair("b", &dup, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LabError::KernelFeature {
+                    feature: "sch_netem",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let line = e.to_string();
+        assert!(!line.contains('\n') && line.contains("duplicate"), "{line}");
+        assert_eq!(lab.impairment("b").unwrap(), Impairment::default());
+        return;
+    }
+    lab.impair("b", &dup, None).unwrap();
+    let rec = lab.start_captures().unwrap();
+    assert!(ping(&lab, 2));
+    let traces = rec.stop(None).unwrap();
+    assert_eq!(echoes(trace(&traces, "b"), ICMP_ECHO_REQUEST).len(), 4);
+}
+
+#[test]
+fn a_lab_delayed_in_user_space_cannot_be_pinned_and_leaves_nothing_behind() {
+    if !privileged() {
+        return;
+    }
+    let before = root_namespace_state();
+    let b = HostSpec::new("b").impair(Impair {
+        delay: Some(0.05),
+        ..Impair::default()
+    });
+    let mut lab = Lab::build(&Topology::default().host(HostSpec::new("a")).host(b))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ping(&lab, 1));
+    let inodes: Vec<u64> = std::iter::once(lab.fabric().inode())
+        .chain(lab.hosts().iter().map(|h| h.ns().inode()))
+        .collect();
+    if delays_in_user_space().unwrap() {
+        assert_eq!(lab.delay_line(), Some(Ok(())));
+        let name = format!("tcplab-test-pin-{}", std::process::id());
+        let e = lab.pin(&name).unwrap_err();
+        assert!(e.to_string().contains("cannot outlive"), "{e}");
+        assert!(
+            !std::path::Path::new("/run/netns")
+                .join(format!("{name}-fabric"))
+                .exists()
+        );
+    } else {
+        assert_eq!(lab.delay_line(), None);
+    }
+    drop(lab);
+    let live = referenced_net_namespaces();
+    assert!(
+        inodes.iter().all(|i| !live.contains(i)),
+        "namespaces outlived the lab (a delay line's socket holds its namespace)"
+    );
+    assert_eq!(root_namespace_state(), before);
 }

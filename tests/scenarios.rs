@@ -37,62 +37,6 @@ fn scenario(#[files("fixtures/scenarios/*.toml")] path: PathBuf) {
     );
 }
 
-/// The scenarios that delay or slow a link need netem in the kernel (CONFIG_NET_SCH_NETEM),
-/// which this project's own machines lack. Where it is missing, they fail, unless
-/// `TCPLAB_NO_NETEM=1` says so on purpose (CI sets it, and prints a line, after asking the
-/// kernel): then each is checked to be refused in one line naming netem, and nothing else.
-#[rstest]
-fn netem_scenario(#[files("fixtures/scenarios-netem/*.toml")] path: PathBuf) {
-    let scenario = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-    if !privileged() {
-        return;
-    }
-    let netem = tcplab::lab::netem_available().unwrap_or_else(|e| panic!("{e}"));
-    let acknowledged = std::env::var_os("TCPLAB_NO_NETEM").is_some_and(|v| v == "1");
-    assert!(
-        netem || acknowledged,
-        "{}: this kernel has no netem (CONFIG_NET_SCH_NETEM), which the scenario needs: run it on a kernel with sch_netem, or set TCPLAB_NO_NETEM=1 to check only that tcplab refuses it",
-        scenario.name
-    );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcp-server"))
-        .parent()
-        .map(Path::to_path_buf);
-    let artifacts = Artifacts::new(&scenario.name);
-    let result = run(
-        &scenario,
-        RunOptions {
-            out_dir: Some(artifacts.path().to_path_buf()),
-            bin_dir,
-            ..RunOptions::default()
-        },
-    );
-    if !netem {
-        // Refused when the lab is built (a topology's impairment) or by its step.
-        let refused = match &result {
-            Err(e) => e.to_string().contains("sch_netem"),
-            Ok(r) => r
-                .verdict
-                .checks
-                .iter()
-                .any(|c| !c.held && c.detail.contains("sch_netem")),
-        };
-        assert!(
-            refused,
-            "{}: no netem, and the run did not say so",
-            scenario.name
-        );
-        return;
-    }
-    let result = result.unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        result.verdict.passed(),
-        "{}: {}\n{}",
-        scenario.name,
-        scenario.description,
-        result.verdict
-    );
-}
-
 #[test]
 fn a_step_that_cannot_finish_fails_the_run_within_its_time_limit() {
     if !privileged() {

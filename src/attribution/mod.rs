@@ -215,6 +215,11 @@ pub(crate) fn attribute(
     let mut passages = Vec::new();
     let mut open: HashMap<(Placement, u32), Vec<RuleEvent>> = HashMap::new();
     for event in events.events {
+        // The delay line's rules hand packets to tcplab and take nothing from them (see
+        // `lab::delayline`): a passage through them would count the packet twice.
+        if event.table.starts_with(crate::lab::DELAY_TABLE) {
+            continue;
+        }
         let terminal = match event.step {
             Step::Policy => true,
             Step::Return => false,

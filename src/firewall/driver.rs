@@ -215,6 +215,7 @@ fn hook(family: Family, hook: Hook) -> nftnl::Hook {
         (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
         (Family::Inet, Hook::Input) => nftnl::Hook::In,
         (Family::Inet, Hook::Output) => nftnl::Hook::Out,
+        (Family::Inet, Hook::Postrouting) => nftnl::Hook::PostRouting,
         (Family::Inet, Hook::Ingress) => nftnl::Hook::Ingress,
         // Never built: egress chains are netdev only.
         (Family::Inet, Hook::Egress) => nftnl::Hook::Out,
@@ -349,12 +350,58 @@ fn add_verdict(rule: &mut nftnl::Rule, v: &Verdict) {
             chain: cstring(chain),
         }),
         Verdict::Reject(r) => rule.add_expr(&RejectExpr(*r)),
+        Verdict::Queue(n) => rule.add_expr(&QueueExpr(*n)),
         Verdict::TraceOn => {
             rule.add_expr(&nftnl::expr::Immediate::new(
                 1u8,
                 nftnl::expr::Register::Reg1,
             ));
             rule.add_expr(&SetNftrace);
+        }
+    }
+}
+
+/// `queue num N`. Some kernels are built without nftables' own queue expression
+/// (CONFIG_NFT_QUEUE) but with xtables' NFQUEUE target, which nftables runs through its
+/// compat layer (CONFIG_NFT_COMPAT), as `iptables-nft -j NFQUEUE` does: the target is used,
+/// so both kinds of kernel take the rule.
+struct QueueExpr(u16);
+
+/// `struct xt_NFQ_info_v1` (linux/netfilter/xt_NFQUEUE.h): the queue, and how many queues
+/// to spread over (one).
+const NFQUEUE_REVISION: u32 = 1;
+
+impl Expression for QueueExpr {
+    fn to_expr(&self, _rule: &nftnl::Rule) -> NonNull<sys::nftnl_expr> {
+        let mut info = [0u8; 4];
+        info[..2].copy_from_slice(&self.0.to_ne_bytes());
+        info[2..].copy_from_slice(&1u16.to_ne_bytes());
+        // SAFETY: a fresh expression from libnftnl, set with the attributes "target" takes.
+        // libnftnl keeps the info buffer and frees it with the expression, so it is given
+        // one from malloc, filled before it is handed over.
+        unsafe {
+            let expr = NonNull::new(sys::nftnl_expr_alloc(c"target".as_ptr()))
+                .expect("libnftnl could not allocate an expression (out of memory)");
+            sys::nftnl_expr_set_str(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_TG_NAME as u16,
+                c"NFQUEUE".as_ptr(),
+            );
+            sys::nftnl_expr_set_u32(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_TG_REV as u16,
+                NFQUEUE_REVISION,
+            );
+            let data = libc::malloc(info.len()).cast::<u8>();
+            assert!(!data.is_null(), "out of memory");
+            std::ptr::copy_nonoverlapping(info.as_ptr(), data, info.len());
+            sys::nftnl_expr_set(
+                expr.as_ptr(),
+                sys::NFTNL_EXPR_TG_INFO as u16,
+                data.cast(),
+                info.len() as u32,
+            );
+            expr
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum Hook {
     Forward,
     Input,
     Output,
+    /// The last IP hook before a packet leaves: after routing and every filter.
+    Postrouting,
     Ingress,
     /// A device's egress (netdev family): after the bridge, before the link.
     Egress,
@@ -105,6 +107,9 @@ pub enum Verdict {
     Reject(Reject),
     /// Not a verdict: marks the packet for nftables tracing and goes on to the next rule.
     TraceOn,
+    /// Hands the packet to the program reading NFQUEUE queue N (the lab's delay line); with
+    /// no reader the kernel drops it.
+    Queue(u16),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +164,7 @@ impl fmt::Display for Table {
                     Hook::Forward => "forward",
                     Hook::Input => "input",
                     Hook::Output => "output",
+                    Hook::Postrouting => "postrouting",
                     Hook::Ingress => "ingress",
                     Hook::Egress => "egress",
                 };
@@ -242,6 +248,7 @@ impl fmt::Display for Verdict {
                 write!(f, "reject with icmpx admin-prohibited")
             }
             Verdict::TraceOn => write!(f, "meta nftrace set 1"),
+            Verdict::Queue(n) => write!(f, "queue num {n}"),
         }
     }
 }

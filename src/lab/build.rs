@@ -63,6 +63,8 @@ pub(super) struct Built {
     pub hosts: Vec<Host>,
     /// What each host's link is impaired with.
     pub impairs: Vec<super::impair::Applied>,
+    /// The delay line, when the kernel has no netem and a link is delayed.
+    pub delay: super::impair::DelaySlot,
 }
 
 pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, LabError> {
@@ -220,7 +222,8 @@ pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, L
     wait_ready(&fabric, router.as_ref(), resolved, &namespaces)?;
     // Only now: a qdisc grafted before the kernel handled the links' carrier would be
     // replaced by the default one (see `impair`).
-    let impairs = super::impair::apply_topology(&fabric, &namespaces, resolved, book)?;
+    let delay = super::impair::DelaySlot::default();
+    let impairs = super::impair::apply_topology(&fabric, &namespaces, resolved, book, &delay)?;
 
     let names = crate::contain::HostsFile::new(&hosts_text(resolved))
         .map_err(|source| LabError::Io {
@@ -248,6 +251,7 @@ pub(super) fn build(resolved: &Resolved, book: &mut RuleBook) -> Result<Built, L
         router,
         hosts,
         impairs,
+        delay,
     })
 }
 

@@ -21,8 +21,9 @@
 //! refills with time) or `quota` (which counts bytes).
 //!
 //! Some kernels are built without netem (CONFIG_NET_SCH_NETEM unset, as on this project's
-//! machines): delay, jitter, duplicate, reorder, corrupt and rate then fail with one line
-//! naming it, while loss and exact drops, which are nftables rules, work.
+//! machines): there, delay, jitter, reorder, corrupt and rate go through the lab's delay line
+//! in user space (see `delayline`), at the same places, and only duplicate fails, with one line
+//! naming netem. Loss and exact drops are nftables rules either way.
 
 use futures::StreamExt;
 use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
@@ -31,6 +32,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 
 use super::build::{ETH0_INDEX, FIRST_PORT_INDEX};
+use super::delayline::{self, DELAY_TABLE, DelayLine, LinkId};
 use super::rules::RuleBook;
 use super::{Lab, LabError};
 use crate::firewall::{
@@ -197,7 +199,8 @@ pub(super) fn apply_netem(
 }
 
 /// Whether the kernel has netem, tried on `lo` of a namespace made for the purpose (and
-/// gone on return): delay, jitter, duplicate, reorder, corrupt and rate need it.
+/// gone on return): without it, delay, jitter, reorder, corrupt and rate go through tcplab's
+/// delay line in user space, and duplicate cannot be done.
 pub fn netem_available() -> Result<bool, LabError> {
     let ns = Namespace::new()?;
     let probe = Netem {
@@ -211,9 +214,154 @@ pub fn netem_available() -> Result<bool, LabError> {
     }
 }
 
+/// Whether tcplab's delay line works here (what it uses where the kernel has no netem): a
+/// queue's socket and the rule that fills it, tried in a namespace made for the purpose (and
+/// gone on return). It needs nfnetlink_queue and nftables' queue expression, or its compat
+/// layer with xtables' NFQUEUE target (CONFIG_NFT_COMPAT, CONFIG_NETFILTER_XT_TARGET_NFQUEUE).
+pub fn delay_line_available() -> Result<(), LabError> {
+    let ns = Namespace::new()?;
+    let link = LinkId {
+        host: 0,
+        direction: LinkDirection::Egress,
+    };
+    let table = delay_table("probe", std::net::Ipv4Addr::UNSPECIFIED, link, 0);
+    ns.run(move |_| -> Result<(), LabError> {
+        let _socket = delayline::open_queue(0).map_err(|source| LabError::Io {
+            what: "open a delay line's queue (NFQUEUE)".into(),
+            source,
+        })?;
+        firewall::load(&[table], firewall::Mode::Fresh, "load a delay line's rule")?;
+        Ok(())
+    })?
+}
+
+/// The environment variable that sends links through the delay line even where the kernel
+/// has netem (`TCPLAB_DELAY_LINE=user`), to try it there.
+pub const DELAY_LINE_VARIABLE: &str = "TCPLAB_DELAY_LINE";
+
+/// Whether links of this process's labs are delayed in user space: the kernel has no netem,
+/// or [`DELAY_LINE_VARIABLE`] asks for it. Asked once per process (a probe namespace).
+pub fn delays_in_user_space() -> Result<bool, LabError> {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Some(a) = ANSWER.get() {
+        return Ok(*a);
+    }
+    let forced = std::env::var_os(DELAY_LINE_VARIABLE).is_some_and(|v| v == "user");
+    let answer = forced || !netem_available()?;
+    Ok(*ANSWER.get_or_init(|| answer))
+}
+
 /// The kernel feature delays and the rest need.
 pub(crate) const NETEM: &str = "sch_netem";
 const NETEM_HINT: &str = "delay, jitter, duplicate, reorder, corrupt and rate are netem's: load it with `modprobe sch_netem`, or use a kernel with CONFIG_NET_SCH_NETEM (loss and exact drops work without it)";
+const DUPLICATE_HINT: &str = "this kernel has no netem (CONFIG_NET_SCH_NETEM), and tcplab's delay line in user space gives each packet back once: duplicate needs `modprobe sch_netem` or a kernel with netem (delay, jitter, reorder, corrupt, rate, loss and exact drops work without it)";
+
+pub(super) const PIN_HINT: &str = "this lab's links are delayed by tcplab's delay line in user space, which ends with this process, so the lab cannot outlive it: use `tcplab run`, or a kernel with CONFIG_NET_SCH_NETEM (`modprobe sch_netem`)";
+
+/// Whether the lab's links go through its delay line (it cannot be pinned then).
+pub(super) fn delays_pinned_lab(slot: &DelaySlot) -> bool {
+    slot.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(DelayLine::in_use)
+}
+
+/// The lab's delay line, started with the first link that needs it.
+pub(super) type DelaySlot = std::sync::Mutex<Option<DelayLine>>;
+
+/// The table that hands one direction of a host's link to the delay line: what the host
+/// sends, in its `postrouting` hook; what it receives, in the fabric's bridge `forward` hook
+/// (bridged IPv4 goes through the inet hooks there), after the security groups. Its rules
+/// have no origin: tcplab's rule trace ignores them (see `attribution`).
+fn delay_table(host: &str, address: std::net::Ipv4Addr, link: LinkId, queue: u16) -> Table {
+    let (name, chain, hook, matches) = match link.direction {
+        LinkDirection::Egress => (
+            DELAY_TABLE.to_string(),
+            "from-host",
+            Hook::Postrouting,
+            vec![Match::OutputInterface("eth0".into())],
+        ),
+        LinkDirection::Ingress => (
+            format!("{DELAY_TABLE}-{host}"),
+            "to-host",
+            Hook::Forward,
+            vec![Match::DestinationNet(ipnet::Ipv4Net::from(address))],
+        ),
+    };
+    Table {
+        family: Family::Inet,
+        name,
+        chains: vec![Chain {
+            name: chain.into(),
+            base: Some(BaseChain {
+                hook,
+                device: None,
+                // After every filter at the hook, as netem is after them.
+                priority: 300,
+                policy_drop: false,
+            }),
+            rules: vec![Rule::new(matches, Verdict::Queue(queue))],
+        }],
+    }
+}
+
+/// Applies `netem` to one direction of a host's link through the delay line: the first time,
+/// a socket bound to the link's queue and the rule that fills it, in the link's namespace
+/// `ns` (the host's for what it sends, the fabric's for what it receives).
+fn delay_in_user_space(
+    slot: &DelaySlot,
+    ns: &Namespace,
+    link: LinkId,
+    host: &str,
+    address: std::net::Ipv4Addr,
+    netem: Netem,
+) -> Result<(), LabError> {
+    if netem.duplicate > 0.0 {
+        return Err(LabError::KernelFeature {
+            feature: NETEM,
+            hint: DUPLICATE_HINT,
+        });
+    }
+    let mut line = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if line.as_ref().is_some_and(|l| l.serves(link)) {
+        if let Some(l) = line.as_ref() {
+            l.set(link, netem);
+        }
+        return Ok(());
+    }
+    if netem.is_none() {
+        return Ok(());
+    }
+    let what = match link.direction {
+        LinkDirection::Egress => format!("the delay line of what host {host} sends"),
+        LinkDirection::Ingress => format!("the delay line of what host {host} receives"),
+    };
+    let queue = link.queue().ok_or_else(|| LabError::Io {
+        what: what.clone(),
+        source: std::io::Error::other("more than 65535 hosts: no queue number is left"),
+    })?;
+    if line.is_none() {
+        *line = Some(DelayLine::start().map_err(|source| LabError::Io {
+            what: format!("start {what}"),
+            source,
+        })?);
+    }
+    let table = delay_table(host, address, link, queue);
+    let socket = ns.run(move |_| -> Result<_, LabError> {
+        let socket = delayline::open_queue(queue).map_err(|source| LabError::Io {
+            what: format!("open {what} (NFQUEUE)"),
+            source,
+        })?;
+        firewall::load(&[table], firewall::Mode::Fresh, &what)?;
+        Ok(socket)
+    })??;
+    if let Some(l) = line.as_ref() {
+        // The settings first: the thread reads them when it takes the socket.
+        l.set(link, netem);
+        l.attach(link, queue, socket);
+    }
+    Ok(())
+}
 
 /// A qdisc kind the kernel does not know: "Specified qdisc kind is unknown".
 fn is_missing(e: &rtnetlink::Error) -> bool {
@@ -343,24 +491,36 @@ pub(super) fn apply_topology(
     namespaces: &[Namespace],
     resolved: &Resolved,
     book: &mut RuleBook,
+    slot: &DelaySlot,
 ) -> Result<Vec<Applied>, LabError> {
     let mut jobs = Vec::new();
+    let impaired = resolved
+        .hosts
+        .iter()
+        .any(|h| !h.impair.egress.netem.is_none() || !h.impair.ingress.netem.is_none());
+    let user_space = impaired && delays_in_user_space()?;
     for (i, (h, ns)) in resolved.hosts.iter().zip(namespaces).enumerate() {
         let imp = h.impair;
-        if !imp.egress.netem.is_none() {
-            let link = format!("eth0 of host {}", h.name);
-            jobs.push(ns.submit(move |state| {
-                apply_netem(state, &link, ETH0_INDEX, imp.egress.netem, false)
-            }));
-        }
-        if !imp.ingress.netem.is_none() {
-            let link = format!("host {}'s port on the bridge", h.name);
-            let index = FIRST_PORT_INDEX + i as u32;
-            jobs.push(
-                fabric.submit(move |state| {
-                    apply_netem(state, &link, index, imp.ingress.netem, false)
-                }),
-            );
+        for (direction, netem, place) in [
+            (LinkDirection::Egress, imp.egress.netem, ns),
+            (LinkDirection::Ingress, imp.ingress.netem, fabric),
+        ] {
+            if netem.is_none() {
+                continue;
+            }
+            if user_space {
+                let link = LinkId { host: i, direction };
+                delay_in_user_space(slot, place, link, &h.name, h.address, netem)?;
+                continue;
+            }
+            let (link, index) = match direction {
+                LinkDirection::Egress => (format!("eth0 of host {}", h.name), ETH0_INDEX),
+                LinkDirection::Ingress => (
+                    format!("host {}'s port on the bridge", h.name),
+                    FIRST_PORT_INDEX + i as u32,
+                ),
+            };
+            jobs.push(place.submit(move |state| apply_netem(state, &link, index, netem, false)));
         }
     }
     let mut drops = Vec::new();
@@ -432,23 +592,52 @@ impl Lab {
         let old = impairs[i].clone();
         let new = *impair;
         let mut jobs = Vec::new();
-        if new.egress.netem != old.impair.egress.netem {
-            let link = format!("eth0 of host {host}");
-            let had = !old.impair.egress.netem.is_none();
-            jobs.push(
-                self.hosts[i].ns.submit(move |state| {
-                    apply_netem(state, &link, ETH0_INDEX, new.egress.netem, had)
-                }),
-            );
+        let mut first_error = None;
+        let changed = new.egress.netem != old.impair.egress.netem
+            || new.ingress.netem != old.impair.ingress.netem;
+        let user_space = changed && delays_in_user_space()?;
+        if user_space && (new.egress.netem.duplicate > 0.0 || new.ingress.netem.duplicate > 0.0) {
+            // Refused before anything changes.
+            return Err(LabError::KernelFeature {
+                feature: NETEM,
+                hint: DUPLICATE_HINT,
+            });
         }
-        if new.ingress.netem != old.impair.ingress.netem {
-            let link = format!("host {host}'s port on the bridge");
-            let had = !old.impair.ingress.netem.is_none();
-            let index = FIRST_PORT_INDEX + i as u32;
-            jobs.push(
-                self.fabric
-                    .submit(move |state| apply_netem(state, &link, index, new.ingress.netem, had)),
-            );
+        let address = self.hosts[i].address;
+        for (direction, netem, before, place) in [
+            (
+                LinkDirection::Egress,
+                new.egress.netem,
+                old.impair.egress.netem,
+                &self.hosts[i].ns,
+            ),
+            (
+                LinkDirection::Ingress,
+                new.ingress.netem,
+                old.impair.ingress.netem,
+                &self.fabric,
+            ),
+        ] {
+            if netem == before {
+                continue;
+            }
+            if user_space {
+                let link = LinkId { host: i, direction };
+                if let Err(e) = delay_in_user_space(&self.delay, place, link, host, address, netem)
+                {
+                    first_error.get_or_insert(e);
+                }
+                continue;
+            }
+            let (link, index) = match direction {
+                LinkDirection::Egress => (format!("eth0 of host {host}"), ETH0_INDEX),
+                LinkDirection::Ingress => (
+                    format!("host {host}'s port on the bridge"),
+                    FIRST_PORT_INDEX + i as u32,
+                ),
+            };
+            let had = !before.is_none();
+            jobs.push(place.submit(move |state| apply_netem(state, &link, index, netem, had)));
         }
         let mut drops = None;
         let loses = |l: &crate::spec::LinkImpairment| l.drop.is_some() || l.loss > 0.0;
@@ -467,7 +656,6 @@ impl Lab {
             );
         }
         // Each change is kept as soon as it is made, so a failure leaves a true record.
-        let mut first_error = None;
         for job in jobs {
             if let Err(e) = job.wait().map_err(LabError::from).and_then(|r| r) {
                 first_error.get_or_insert(e);

@@ -3,6 +3,8 @@
 //! dropped, and when the process holding it dies.
 
 mod build;
+mod delayline;
+pub(crate) use delayline::DELAY_TABLE;
 mod impair;
 mod limits;
 mod preflight;
@@ -39,7 +41,9 @@ impl Default for LabOptions {
         LabOptions { trace_rules: true }
     }
 }
-pub use impair::netem_available;
+pub use impair::{
+    DELAY_LINE_VARIABLE, delay_line_available, delays_in_user_space, netem_available,
+};
 pub use preflight::check_privileges;
 pub use recording::{Recorded, Recording, port_capture_name};
 pub use vpc::bridge_name;
@@ -313,6 +317,8 @@ impl<T> InHost<T> {
 /// # Ok(()) }
 /// ```
 pub struct Lab {
+    // The delay line goes first: its sockets hold the namespaces they were opened in.
+    delay: impair::DelaySlot,
     // Hosts go first: their threads' exit kills their programs before the fabric goes.
     hosts: Vec<Host>,
     fabric: Namespace,
@@ -361,6 +367,20 @@ impl Lab {
             resolved,
             rules: std::sync::Arc::new(std::sync::Mutex::new(book)),
             impairs: std::sync::Mutex::new(built.impairs),
+            delay: built.delay,
+        })
+    }
+
+    /// Whether this lab's links go through tcplab's delay line in user space (delays on a
+    /// kernel without netem): `None` when they do not; else `Err` with the first thing that
+    /// went wrong in it (a packet it could not give back was lost, which a run reports as
+    /// a failed check), or `Ok`.
+    pub fn delay_line(&self) -> Option<Result<(), String>> {
+        let slot = self.delay.lock().unwrap_or_else(|e| e.into_inner());
+        let line = slot.as_ref().filter(|l| l.in_use())?;
+        Some(match line.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
         })
     }
 
@@ -404,7 +424,16 @@ impl Lab {
     /// Pins every namespace under /run/netns as `NAME-fabric` and `NAME-HOST`, so that the
     /// lab outlives this process and `ip netns exec NAME-HOST ...` reaches its hosts. Returns
     /// the pins; on failure none is left.
+    ///
+    /// A lab whose links go through tcplab's delay line (a kernel without netem) cannot be
+    /// pinned: its packets would wait for this process after it is gone.
     pub fn pin(&mut self, name: &str) -> Result<Vec<(String, std::path::PathBuf)>, LabError> {
+        if impair::delays_pinned_lab(&self.delay) {
+            return Err(LabError::KernelFeature {
+                feature: impair::NETEM,
+                hint: impair::PIN_HINT,
+            });
+        }
         let mut pinned: Vec<(String, std::path::PathBuf)> = Vec::new();
         let targets = std::iter::once((format!("{name}-fabric"), &mut self.fabric))
             .chain(self.router.as_mut().map(|r| (format!("{name}-router"), r)))

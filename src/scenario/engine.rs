@@ -217,6 +217,19 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
     } = recording
         .finish(options.out_dir.as_deref())
         .map_err(lab_error)?;
+    // Like a capture's drops, a packet the delay line lost leaves the evidence incomplete.
+    if let Some(line) = lab.delay_line() {
+        let (held, detail) = match line {
+            Ok(()) => (true, "every packet held was sent on".to_string()),
+            Err(e) => (false, format!("it failed: {e}")),
+        };
+        let mut check = Check::failed(
+            "tcplab's delay line (in user space, for want of netem) lost no packet",
+            detail,
+        );
+        check.held = held;
+        failures.push(check);
+    }
     // Programs still running are stopped as Ctrl+C would, then killed if they linger.
     let leftovers: Vec<(String, Proc)> = runner.running.drain().collect();
     for (name, p) in leftovers {

@@ -153,7 +153,9 @@ impl Scenario {
 
 impl Scenario {
     /// Whether its links need netem (a delay, jitter, duplicate, reorder, corrupt or rate,
-    /// in the topology or a step): see [`crate::lab::netem_available`].
+    /// in the topology or a step): see [`crate::lab::netem_available`]. Where the kernel has
+    /// none, tcplab's delay line in user space does all but duplicate (see
+    /// [`crate::lab::delays_in_user_space`]).
     pub fn needs_netem(&self) -> bool {
         let netem =
             |i: &crate::spec::Impairment| !i.egress.netem.is_none() || !i.ingress.netem.is_none();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::CliError;
-use tcplab::lab::{Lab, check_privileges, netem_available};
+use tcplab::lab::{Lab, check_privileges, delay_line_available, netem_available};
 use tcplab::spec::{Action, FirewallRule, HostSpec, Protocol, SecurityGroup, SgRule, Topology};
 
 pub fn check() -> Result<u8, CliError> {
@@ -77,9 +77,17 @@ pub fn check() -> Result<u8, CliError> {
         // Optional: only link delays and the like need it.
         match netem_available() {
             Ok(true) => report("netem (link delay, jitter, rate...)", Ok(String::new())),
-            Ok(false) => println!(
-                "--   netem not in this kernel (CONFIG_NET_SCH_NETEM): links cannot be delayed, slowed, duplicated, reordered or corrupted; loss and exact drops work"
-            ),
+            Ok(false) => {
+                println!(
+                    "--   netem not in this kernel (CONFIG_NET_SCH_NETEM): delay, jitter, reorder, corrupt and rate go through tcplab's delay line in user space; duplicate cannot be done"
+                );
+                report(
+                    "delay line in user space (NFQUEUE through nftables)",
+                    delay_line_available()
+                        .map(|()| String::new())
+                        .map_err(|e| e.to_string()),
+                );
+            }
             Err(e) => report("netem (link delay, jitter, rate...)", Err(e.to_string())),
         }
     }

@@ -1,0 +1,612 @@
+//! A delay line in user space, for kernels built without netem (CONFIG_NET_SCH_NETEM unset, as
+//! on this project's own machines and many CI runners').
+//!
+//! A link's packets are handed to tcplab by an nftables rule (`queue`, NFQUEUE) at the place
+//! netem would hold them, kept here for their delay, and given back to the kernel, which
+//! sends them on as if nothing happened. The places match netem's, so captures read the same
+//! with either: what a host sends waits in the host's `postrouting` hook, after every filter
+//! and just before its `eth0` (the host's own capture sees it leave after the delay, as with
+//! netem on `eth0`); what it receives waits in the fabric's bridge `forward` hook, after the
+//! security groups and before the host's port (netem on the port). Delay, jitter, reorder,
+//! corrupt and rate follow netem's rules; duplicate cannot be done this way (a queued packet
+//! is given back once), so it stays netem's. ARP is not held (netem would hold it too).
+//!
+//! One thread serves every link of a lab: it waits on the links' sockets and on the next
+//! packet due, with nanosecond timeouts. Its timing is the machine's scheduler's: a busy
+//! machine wakes it late by a fraction of a millisecond to a few milliseconds, which the
+//! scenarios' tolerances allow for.
+//!
+//! The kernel keeps at most [`QUEUE_LIMIT`] packets per link waiting for us, as netem's
+//! `limit`; more are dropped, as netem drops them.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use netlink_packet_core::{NetlinkBuffer, NlaBuffer, NlasIterator};
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+
+use crate::spec::{LinkDirection, Netem};
+
+/// The start of the name of the tables that hand packets to the delay line:
+/// `tcplab-delay-HOST` in the fabric, `tcplab-delay` in a host.
+pub(crate) const DELAY_TABLE: &str = "tcplab-delay";
+
+/// Packets the kernel holds for one link at most (netem's default `limit`).
+pub(crate) const QUEUE_LIMIT: u32 = 1000;
+
+/// The netfilter subsystem of NFQUEUE, and its messages and attributes
+/// (linux/netfilter/nfnetlink_queue.h); libc has none of them.
+const NFNL_SUBSYS_QUEUE: u16 = 3;
+const NFQNL_MSG_PACKET: u16 = 0;
+const NFQNL_MSG_VERDICT: u16 = 1;
+const NFQNL_MSG_CONFIG: u16 = 2;
+const NFQA_PACKET_HDR: u16 = 1;
+const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_PAYLOAD: u16 = 10;
+const NFQA_CFG_CMD: u16 = 1;
+const NFQA_CFG_PARAMS: u16 = 2;
+const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
+const NFQNL_CFG_CMD_BIND: u8 = 1;
+const NFQNL_COPY_PACKET: u8 = 2;
+/// The whole of the largest IPv4 packet: the kernel segments offloaded ones before queueing
+/// (the socket does not ask for them whole).
+const COPY_RANGE: u32 = 0xffff;
+const RECEIVE_BUFFER: usize = 16 << 20;
+/// An Ethernet header: netem counts it in a packet's length for its rate; the queue gives
+/// the packet from its IP header.
+const ETHERNET_HEADER: usize = 14;
+
+/// A link and one of its directions: what host N sends (its `eth0`) or receives (its port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct LinkId {
+    pub host: usize,
+    pub direction: LinkDirection,
+}
+
+impl LinkId {
+    /// The link's queue number in its namespace: one per host in the fabric, 0 in a host.
+    pub fn queue(self) -> Option<u16> {
+        match self.direction {
+            LinkDirection::Egress => Some(0),
+            LinkDirection::Ingress => u16::try_from(self.host + 1).ok(),
+        }
+    }
+}
+
+/// The lab's delay line: its thread, and what it is told.
+pub(crate) struct DelayLine {
+    control: Arc<Mutex<Control>>,
+    wake: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Control {
+    stop: bool,
+    /// Links whose socket the thread has not taken yet.
+    new: Vec<(LinkId, u16, Socket)>,
+    settings: HashMap<LinkId, Netem>,
+    /// The links the thread serves or will serve.
+    attached: Vec<LinkId>,
+    /// The first thing that went wrong in the thread.
+    failure: Option<String>,
+}
+
+/// Opens a socket in the current thread's namespace that receives the packets of queue
+/// `queue`. Bound before the rule that queues packets is loaded: a queued packet nobody
+/// reads is dropped.
+pub(crate) fn open_queue(queue: u16) -> std::io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    // FORCE goes past rmem_max, a machine-wide sysctl tcplab must not change.
+    let size = RECEIVE_BUFFER as libc::c_int;
+    // SAFETY: an int option of the stated size on a valid descriptor.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // struct nfqnl_msg_config_cmd: command, pad, pf (unused since Linux 3.8).
+    configure(&socket, queue, NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])?;
+    // struct nfqnl_msg_config_params (packed): copy_range, copy_mode.
+    let mut params = COPY_RANGE.to_be_bytes().to_vec();
+    params.push(NFQNL_COPY_PACKET);
+    configure(&socket, queue, NFQA_CFG_PARAMS, &params)?;
+    configure(
+        &socket,
+        queue,
+        NFQA_CFG_QUEUE_MAXLEN,
+        &QUEUE_LIMIT.to_be_bytes(),
+    )?;
+    socket.set_non_blocking(true)?;
+    Ok(socket)
+}
+
+/// A netfilter message to queue `queue`: netlink header, `struct nfgenmsg`, attributes.
+fn message(kind: u16, flags: u16, queue: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&0u32.to_ne_bytes()); // length, set below
+    out.extend_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes()); // sequence
+    out.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    out.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]); // family, NFNETLINK_V0
+    out.extend_from_slice(&queue.to_be_bytes());
+    for (kind, value) in attrs {
+        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(value);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+    out
+}
+
+/// Sends one configuration attribute and waits for the kernel's answer (the socket still
+/// blocks).
+fn configure(socket: &Socket, queue: u16, attr: u16, value: &[u8]) -> std::io::Result<()> {
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+    socket.send(
+        &message(NFQNL_MSG_CONFIG, flags, queue, &[(attr, value)]),
+        0,
+    )?;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = receive(socket, &mut buf)?;
+        let mut at = 0;
+        while at < n {
+            let Ok(msg) = NetlinkBuffer::new_checked(&buf[at..n]) else {
+                break;
+            };
+            if msg.message_type() == libc::NLMSG_ERROR as u16 {
+                let code = msg
+                    .payload()
+                    .get(..4)
+                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                return if code == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::from_raw_os_error(-code))
+                };
+            }
+            at += (msg.length() as usize).next_multiple_of(4).max(16);
+        }
+    }
+}
+
+impl DelayLine {
+    /// Starts the thread; it serves no link until one is attached.
+    pub fn start() -> std::io::Result<DelayLine> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor just made and owned by no one else.
+        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let control = Arc::new(Mutex::new(Control::default()));
+        let thread = {
+            let control = Arc::clone(&control);
+            let wake = wake.try_clone()?;
+            std::thread::Builder::new()
+                .name("tcplab-delay".into())
+                .spawn(move || serve(&control, &wake))?
+        };
+        Ok(DelayLine {
+            control,
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    fn control(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn poke(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: 8 bytes to an eventfd this value owns. A full counter (never, at 2^64 - 2)
+        // would fail harmlessly: the thread is already due to wake.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    /// Whether `link` has its socket and rule already.
+    pub fn serves(&self, link: LinkId) -> bool {
+        self.control().attached.contains(&link)
+    }
+
+    /// Whether any link goes through the delay line.
+    pub fn in_use(&self) -> bool {
+        !self.control().attached.is_empty()
+    }
+
+    /// Hands the thread `link`'s socket, bound to `queue`.
+    pub fn attach(&self, link: LinkId, queue: u16, socket: Socket) {
+        let mut c = self.control();
+        c.attached.push(link);
+        c.new.push((link, queue, socket));
+        drop(c);
+        self.poke();
+    }
+
+    /// What `link` does to its packets from now on; packets already held keep their time.
+    pub fn set(&self, link: LinkId, netem: Netem) {
+        self.control().settings.insert(link, netem);
+        self.poke();
+    }
+
+    /// The first error of the thread, if any: a packet it could not give back was lost.
+    pub fn failure(&self) -> Option<String> {
+        self.control().failure.clone()
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        self.control().stop = true;
+        self.poke();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A link as the thread serves it.
+struct Served {
+    id: LinkId,
+    queue: u16,
+    socket: Socket,
+    /// When the last packet held for the rate leaves.
+    busy_until: Option<Instant>,
+}
+
+/// A packet held until `due`; `seq` keeps arrival order among equal times.
+#[derive(PartialEq, Eq)]
+struct Held {
+    due: Instant,
+    seq: u64,
+    link: usize,
+    id: u32,
+    /// A corrupted copy of the packet, given back in its place.
+    payload: Option<Vec<u8>>,
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The earliest first in a max-heap.
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
+}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
+    let lock = || control.lock().unwrap_or_else(|e| e.into_inner());
+    let fail = |what: String| {
+        lock().failure.get_or_insert(what);
+    };
+    let mut links: Vec<Served> = Vec::new();
+    let mut settings: HashMap<LinkId, Netem> = HashMap::new();
+    let mut held: BinaryHeap<Held> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut buf = vec![0u8; COPY_RANGE as usize + 8192];
+    loop {
+        let timeout = held
+            .peek()
+            .map(|h| h.due.saturating_duration_since(Instant::now()));
+        let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+            .chain(links.iter().map(|l| l.socket.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let spec = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        // SAFETY: `fds` and the timeout live across the call.
+        let rc = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                spec.as_ref().map_or(std::ptr::null(), |s| s as *const _),
+                std::ptr::null(),
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                fail(format!("waiting for packets: {e}"));
+                return;
+            }
+        }
+        if fds[0].revents != 0 {
+            let mut count = [0u8; 8];
+            // SAFETY: reading the eventfd's 8-byte counter into an 8-byte buffer.
+            unsafe { libc::read(wake.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+            let mut c = lock();
+            if c.stop {
+                return;
+            }
+            links.extend(c.new.drain(..).map(|(id, queue, socket)| Served {
+                id,
+                queue,
+                socket,
+                busy_until: None,
+            }));
+            settings.clone_from(&c.settings);
+        }
+        for (i, fd) in fds.iter().enumerate().skip(1) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let link = i - 1;
+            loop {
+                let n = match receive(&links[link].socket, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // ENOBUFS: the socket overflowed, and the kernel dropped packets.
+                        fail(format!("reading packets: {e}"));
+                        break;
+                    }
+                };
+                for (id, payload) in packets(&buf[..n]) {
+                    let netem = settings.get(&links[link].id).copied().unwrap_or_default();
+                    let (due, payload) = hold(&netem, &mut links[link], payload);
+                    seq += 1;
+                    held.push(Held {
+                        due,
+                        seq,
+                        link,
+                        id,
+                        payload,
+                    });
+                }
+            }
+        }
+        let now = Instant::now();
+        while held.peek().is_some_and(|h| h.due <= now) {
+            let Some(h) = held.pop() else { break };
+            let l = &links[h.link];
+            if let Err(e) = give_back(&l.socket, l.queue, h.id, h.payload.as_deref()) {
+                fail(format!("giving a packet back: {e}"));
+            }
+        }
+    }
+}
+
+/// When a packet that arrives now leaves, as netem decides it, and its corrupted copy if it
+/// is corrupted.
+fn hold(netem: &Netem, link: &mut Served, payload: &[u8]) -> (Instant, Option<Vec<u8>>) {
+    let now = Instant::now();
+    let mut wait = netem.delay;
+    if !netem.jitter.is_zero() {
+        // Uniform in delay ± jitter, netem's law without a distribution table.
+        let offset = netem.jitter.as_secs_f64() * (2.0 * fastrand::f64() - 1.0);
+        wait = Duration::from_secs_f64((wait.as_secs_f64() + offset).max(0.0));
+    }
+    if netem.reorder > 0.0 && fastrand::f64() * 100.0 < netem.reorder {
+        // netem sends a reordered packet at once, ahead of those it holds.
+        wait = Duration::ZERO;
+    }
+    let mut due = now + wait;
+    if let Some(bits) = netem.rate.filter(|b| *b > 0) {
+        // The link is busy with earlier packets, then sends this one's bytes.
+        let bytes = (payload.len() + ETHERNET_HEADER) as f64;
+        let send = Duration::from_secs_f64(bytes * 8.0 / bits as f64);
+        due = due.max(link.busy_until.unwrap_or(now)) + send;
+        link.busy_until = Some(due);
+    }
+    let corrupted = (netem.corrupt > 0.0 && fastrand::f64() * 100.0 < netem.corrupt).then(|| {
+        let mut copy = payload.to_vec();
+        if !copy.is_empty() {
+            let at = fastrand::usize(..copy.len());
+            copy[at] ^= 1 << fastrand::u8(..8);
+        }
+        copy
+    });
+    (due, corrupted)
+}
+
+/// The packets (id, bytes from the IP header) of a datagram from the queue; anything else
+/// in it is skipped.
+fn packets(datagram: &[u8]) -> Vec<(u32, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < datagram.len() {
+        let Ok(msg) = NetlinkBuffer::new_checked(&datagram[at..]) else {
+            break;
+        };
+        let len = msg.length() as usize;
+        if msg.message_type() == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
+            // After `struct nfgenmsg`, attributes.
+            let attrs = msg.payload().get(4..).unwrap_or_default();
+            let mut id = None;
+            let mut payload: &[u8] = &[];
+            for nla in NlasIterator::new(attrs) {
+                let Ok(nla): Result<NlaBuffer<&[u8]>, _> = nla else {
+                    break;
+                };
+                match nla.kind() {
+                    NFQA_PACKET_HDR => {
+                        id = nla
+                            .value()
+                            .get(..4)
+                            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    }
+                    NFQA_PAYLOAD => {
+                        let len = nla.length() as usize;
+                        payload = nla.into_inner().get(4..len).unwrap_or_default();
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(id) = id {
+                out.push((id, payload));
+            }
+        }
+        if len == 0 {
+            break;
+        }
+        at += len.next_multiple_of(4);
+    }
+    out
+}
+
+fn receive(socket: &Socket, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: receiving into a buffer of the stated length.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Tells the kernel to send packet `id` on, as it was or as `payload`.
+fn give_back(socket: &Socket, queue: u16, id: u32, payload: Option<&[u8]>) -> std::io::Result<()> {
+    let mut verdict = (libc::NF_ACCEPT as u32).to_be_bytes().to_vec();
+    verdict.extend_from_slice(&id.to_be_bytes());
+    let mut attrs: Vec<(u16, &[u8])> = vec![(NFQA_VERDICT_HDR, &verdict)];
+    if let Some(p) = payload {
+        attrs.push((NFQA_PAYLOAD, p));
+    }
+    let msg = message(NFQNL_MSG_VERDICT, libc::NLM_F_REQUEST as u16, queue, &attrs);
+    loop {
+        match socket.send(&msg, 0) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served() -> Served {
+        Served {
+            id: LinkId {
+                host: 0,
+                direction: LinkDirection::Ingress,
+            },
+            queue: 1,
+            socket: Socket::new(NETLINK_NETFILTER).unwrap(),
+            busy_until: None,
+        }
+    }
+
+    #[test]
+    fn a_delay_holds_each_packet_that_long() {
+        let mut link = served();
+        let netem = Netem {
+            delay: Duration::from_millis(150),
+            ..Netem::default()
+        };
+        let before = Instant::now();
+        let (due, corrupted) = hold(&netem, &mut link, &[0u8; 60]);
+        assert!(corrupted.is_none());
+        let wait = due - before;
+        assert!(
+            wait >= Duration::from_millis(150) && wait < Duration::from_millis(160),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_rate_queues_packets_behind_each_other() {
+        let mut link = served();
+        // 1500-byte frames at 1.2 Mbit/s: 10 ms each.
+        let netem = Netem {
+            rate: Some(1_200_000),
+            ..Netem::default()
+        };
+        let before = Instant::now();
+        let dues: Vec<Instant> = (0..3)
+            .map(|_| hold(&netem, &mut link, &[0u8; 1486]).0)
+            .collect();
+        for (i, due) in dues.iter().enumerate() {
+            let wait = (*due - before).as_secs_f64();
+            let expected = 0.010 * (i + 1) as f64;
+            assert!((wait - expected).abs() < 0.002, "packet {i}: {wait}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_reorder_sends_at_once() {
+        let mut link = served();
+        let netem = Netem {
+            delay: Duration::from_millis(100),
+            jitter: Duration::from_millis(20),
+            ..Netem::default()
+        };
+        let waits: Vec<f64> = (0..500)
+            .map(|_| {
+                let now = Instant::now();
+                (hold(&netem, &mut link, &[0u8; 60]).0 - now).as_secs_f64()
+            })
+            .collect();
+        assert!(
+            waits.iter().all(|w| (0.079..0.121).contains(w)),
+            "{waits:?}"
+        );
+        assert!(waits.iter().any(|w| *w < 0.09) && waits.iter().any(|w| *w > 0.11));
+        let always = Netem {
+            reorder: 100.0,
+            ..netem
+        };
+        let now = Instant::now();
+        assert!(hold(&always, &mut link, &[0u8; 60]).0 - now < Duration::from_millis(5));
+    }
+
+    #[test]
+    fn corruption_flips_one_bit() {
+        let mut link = served();
+        let netem = Netem {
+            corrupt: 100.0,
+            ..Netem::default()
+        };
+        let original = [0u8; 40];
+        let copy = hold(&netem, &mut link, &original).1.unwrap();
+        let flipped: u32 = copy.iter().map(|b| b.count_ones()).sum();
+        assert_eq!(flipped, 1);
+    }
+
+    #[test]
+    fn packets_are_read_from_queue_messages_and_junk_is_skipped() {
+        let mut hdr = 7u32.to_be_bytes().to_vec();
+        hdr.extend_from_slice(&[8, 0, 1]);
+        let payload = [0x45u8, 0, 0, 20];
+        let mut datagram = message(
+            NFQNL_MSG_PACKET,
+            0,
+            1,
+            &[(NFQA_PACKET_HDR, &hdr), (NFQA_PAYLOAD, &payload)],
+        );
+        datagram.extend(message(NFQNL_MSG_CONFIG, 0, 1, &[]));
+        assert_eq!(packets(&datagram), vec![(7, &payload[..])]);
+        for cut in 0..datagram.len() {
+            let _ = packets(&datagram[..cut]);
+        }
+        let _ = packets(&[0xff; 64]);
+    }
+}
