@@ -560,8 +560,12 @@ pub(super) fn apply_topology(
 impl Lab {
     /// Replaces the impairments of host `host`'s link with `impair`, as a host's `impair`
     /// table says them (an empty one removes them), while the lab runs. Netem settings change
-    /// in place (packets queued stay queued); exact drops count again from 0. `why` (e.g.
+    /// in place (packets queued stay queued; on the delay line, where the kernel has no netem,
+    /// packets held keep their time too); exact drops count again from 0. `why` (e.g.
     /// `step 4`) names the change in reports of which rule stopped a packet.
+    ///
+    /// Where the kernel has no netem, a duplicate is refused
+    /// ([`LabError::KernelFeature`]) before anything changes.
     ///
     /// ```no_run
     /// use tcplab::spec::{Impair, LinkImpair};

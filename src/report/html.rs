@@ -526,12 +526,13 @@ fn captures_section(s: &mut String, report: &Report, traces: &[Trace], html_dir:
             .unwrap_or_default();
         let _ = write!(
             s,
-            "<div class=\"capture\" id=\"capture-{c}\"><h3>{} <span class=\"muted\">on {}: {} packets, {} dropped</span>{link}</h3>\
+            "<div class=\"capture\" id=\"capture-{c}\"><h3>{} <span class=\"muted\">on {}: {} packet{}, {} dropped</span>{link}</h3>\
              <input class=\"filter\" type=\"search\" placeholder=\"filter: text in any column\" aria-label=\"filter the packets of {}\">\
              <div class=\"packets\" data-capture=\"{c}\"></div></div>",
             esc(&t.host),
             esc(&t.interface),
             t.packets.len(),
+            if t.packets.len() == 1 { "" } else { "s" },
             dropped,
             esc(&t.host)
         );

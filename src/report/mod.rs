@@ -342,8 +342,12 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "\n{bold}capture of {} on {}{bold:#} ({} packets, {} dropped{file})",
-                c.host, c.interface, c.packets, c.dropped
+                "\n{bold}capture of {} on {}{bold:#} ({} packet{}, {} dropped{file})",
+                c.host,
+                c.interface,
+                c.packets,
+                if c.packets == 1 { "" } else { "s" },
+                c.dropped
             );
             if c.lines.is_empty() {
                 let _ = writeln!(s, "    (empty)");
