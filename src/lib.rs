@@ -143,6 +143,7 @@ pub mod firewall;
 pub mod import;
 pub mod lab;
 pub mod netns;
+mod nfnetlink;
 pub mod output;
 pub mod proc;
 pub mod report;

@@ -12,7 +12,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::thread::JoinHandle;
 
 use netlink_packet_core::{NetlinkBuffer, NlaBuffer, NlasIterator};
-use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
 use crate::firewall::Family;
 use crate::netns::{Namespace, NetnsError};
@@ -111,23 +110,7 @@ pub(crate) struct RuleTrace {
 }
 
 fn open() -> std::io::Result<OwnedFd> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    // FORCE goes past rmem_max, a machine-wide sysctl tcplab must not change.
-    let size = RECEIVE_BUFFER as libc::c_int;
-    // SAFETY: an int option of the stated size on a valid descriptor.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let socket = crate::nfnetlink::socket(RECEIVE_BUFFER)?;
     socket.add_membership(libc::NFNLGRP_NFTRACE as u32)?;
     socket.set_non_blocking(true)?;
     socket.as_fd().try_clone_to_owned()

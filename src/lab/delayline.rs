@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NetlinkBuffer, NlaBuffer, NlasIterator};
-use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+use netlink_sys::Socket;
 
 use crate::spec::{LinkDirection, Netem};
 
@@ -99,23 +99,7 @@ struct Control {
 /// `queue`. Bound before the rule that queues packets is loaded: a queued packet nobody
 /// reads is dropped.
 pub(crate) fn open_queue(queue: u16) -> std::io::Result<Socket> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    // FORCE goes past rmem_max, a machine-wide sysctl tcplab must not change.
-    let size = RECEIVE_BUFFER as libc::c_int;
-    // SAFETY: an int option of the stated size on a valid descriptor.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let socket = crate::nfnetlink::socket(RECEIVE_BUFFER)?;
     // struct nfqnl_msg_config_cmd: command, pad, pf (unused since Linux 3.8).
     configure(&socket, queue, NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])?;
     // struct nfqnl_msg_config_params (packed): copy_range, copy_mode.
@@ -502,6 +486,7 @@ fn give_back(socket: &Socket, queue: u16, id: u32, payload: Option<&[u8]>) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_sys::protocols::NETLINK_NETFILTER;
 
     fn served() -> Served {
         Served {
