@@ -20,7 +20,7 @@ use crate::firewall::{GroupDirection, Origin};
 use crate::lab::rules::{RuleAt, RuleBook};
 use crate::ruletrace::{Decision, RuleEvent, RuleEvents, Step};
 use crate::spec::Placement;
-use crate::trace::Trace;
+use crate::trace::{Kind, Trace};
 pub(crate) use key::PacketKey;
 
 /// What the lab's rules did to the packets of a run.
@@ -544,6 +544,16 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
                 (host, _) => format!("reached {host}"),
             };
             let mut line = format!("{what} {where_}; {fate}");
+            if matches!(list[0].fate, Fate::Rejected { .. })
+                && let Some(s) = sender
+                // A host's own rule answers it without its link: its capture cannot tell.
+                && place != s
+                && !answered(list[0].key, s, traces)
+            {
+                // The kernel sends no error about some packets (a fragment of a UDP datagram,
+                // whose checksum covers the fragments not there yet): say what the sender saw.
+                line.push_str(&format!("; no answer reached {s}"));
+            }
             if let Some(dst) = name_of(list[0].key.dst().0)
                 && place != dst
             {
@@ -587,6 +597,27 @@ fn flows(passages: &[Passage], hosts: &[HostAt], traces: &[Trace]) -> Vec<String
         lines.push(format!("{} > {}: {}", flow.0, flow.1, parts.join("; ")));
     }
     lines
+}
+
+/// Whether host `sender`'s capture holds an answer to a packet like `key` that a rule
+/// rejected: an ICMP error quoting its flow, or a TCP reset back.
+fn answered(key: PacketKey, sender: &str, traces: &[Trace]) -> bool {
+    let Some(trace) = traces.iter().find(|t| t.host == sender) else {
+        // Not captured: nothing to say.
+        return true;
+    };
+    let (src, dst) = match key {
+        PacketKey::Tcp { src, dst, .. } | PacketKey::Udp { src, dst, .. } => (src, dst),
+        PacketKey::Icmp { .. } => return true,
+    };
+    trace.packets.iter().any(|p| match &p.kind {
+        Kind::Icmp(i) => i
+            .quoted
+            .as_ref()
+            .is_some_and(|q| q.src == src && q.dst == dst),
+        Kind::Tcp(t) => t.flags.rst && t.src == dst && t.dst == src,
+        _ => false,
+    })
 }
 
 /// How many of `list`'s packets host `dst`'s own capture holds.

@@ -779,7 +779,7 @@ fn a_fragmented_udp_datagram_is_tied_to_its_first_fragment_and_found_both_ways()
     assert_eq!(
         at.flows,
         [
-            "10.0.0.208:51234 > 10.0.0.58:1234: 1 UDP datagram entered the fabric at client's port; rejected by firewall #2 (fabric): reject-tcp-reset tcp/1234; server never saw it"
+            "10.0.0.208:51234 > 10.0.0.58:1234: 1 UDP datagram entered the fabric at client's port; rejected by firewall #2 (fabric): reject-tcp-reset tcp/1234; no answer reached client; server never saw it"
         ]
     );
 }
