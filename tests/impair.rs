@@ -385,3 +385,155 @@ fn a_lab_delayed_in_user_space_cannot_be_pinned_and_leaves_nothing_behind() {
     );
     assert_eq!(root_namespace_state(), before);
 }
+
+/// A round trip from `from` to `to` by ping, in seconds, on `from`'s capture.
+fn ping_rtt(lab: &Lab, from: &str, to: &str) -> f64 {
+    let rec = lab.start_captures().unwrap();
+    let address = lab.host(to).unwrap().address().to_string();
+    let mut c = Command::new("ping");
+    c.args(["-c", "1", "-W", "3", &address]);
+    let outcome = lab.host(from).unwrap().run(c, WAIT).unwrap();
+    assert!(outcome.status.success(), "{}", outcome.transcript());
+    let traces = rec.stop(None).unwrap();
+    let t = trace(&traces, from);
+    (echoes(t, ICMP_ECHO_REPLY)[0] - echoes(t, ICMP_ECHO_REQUEST)[0]).as_secs_f64()
+}
+
+#[test]
+fn in_a_vpc_a_packet_crossing_two_bridges_is_delayed_once() {
+    if !privileged() {
+        return;
+    }
+    let lab =
+        Lab::from_file(common::fixture("topologies/vpc.toml")).unwrap_or_else(|e| panic!("{e}"));
+    lab.impair(
+        "server",
+        &ingress(LinkImpair {
+            delay: Some(0.2),
+            ..LinkImpair::default()
+        }),
+        None,
+    )
+    .unwrap();
+    // client-1 is in the other subnet: its request crosses its own bridge, the router, then
+    // the server's bridge.
+    let rtt = ping_rtt(&lab, "client-1", "server");
+    assert!(
+        (0.2..0.3).contains(&rtt),
+        "round trip {rtt} s; the delay is 0.2 s"
+    );
+}
+
+#[test]
+fn a_syn_held_past_its_retransmission_reaches_the_server_twice() {
+    // The article's security groups put conntrack in the fabric: a held SYN and its
+    // retransmission must not clash there (netem holds them past conntrack).
+    let Some(lab) = common::article_lab() else {
+        return;
+    };
+    lab.impair(
+        "server",
+        &ingress(LinkImpair {
+            delay: Some(1.5),
+            ..LinkImpair::default()
+        }),
+        None,
+    )
+    .unwrap();
+    let _server = common::start_server(&lab, "server", 1234);
+    let rec = lab.start_captures().unwrap();
+    let outcome = common::run_in(
+        &lab,
+        "client-1",
+        common::tcp_client(
+            "10.0.0.58",
+            1234,
+            &["-c", "1", "--pause-sec", "0", "-t", "6"],
+        ),
+    );
+    let traces = rec.stop(None).unwrap();
+    assert!(outcome.status.success(), "{}", outcome.transcript());
+    let syns = |host: &str| {
+        trace(&traces, host)
+            .packets
+            .iter()
+            .filter(|p| matches!(&p.kind, Kind::Tcp(t) if t.flags.syn && !t.flags.ack))
+            .count()
+    };
+    assert_eq!((syns("client-1"), syns("server")), (2, 2));
+    assert_eq!(lab.delay_line().is_some(), delays_in_user_space().unwrap());
+    if let Some(line) = lab.delay_line() {
+        assert_eq!(line, Ok(()));
+    }
+}
+
+#[test]
+fn a_pinned_lab_refuses_a_delay_it_could_not_keep() {
+    let Some(mut lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    if !delays_in_user_space().unwrap() {
+        // netem outlives the process: nothing to refuse.
+        return;
+    }
+    let name = format!("tcplab-test-pinned-{}", std::process::id());
+    let pins = lab.pin(&name).unwrap();
+    let delay = ingress(LinkImpair {
+        delay: Some(0.1),
+        ..LinkImpair::default()
+    });
+    let e = lab.impair("b", &delay, None).unwrap_err();
+    for (pin, _) in &pins {
+        let del = Command::new("ip")
+            .args(["netns", "del", pin])
+            .status()
+            .unwrap();
+        assert!(del.success(), "ip netns del {pin}");
+    }
+    assert!(e.to_string().contains("pinned"), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+    assert_eq!(lab.impairment("b").unwrap(), Impairment::default());
+}
+
+#[test]
+fn offloaded_packets_are_held_whole_as_netem_holds_them() {
+    let Some(lab) = two_hosts(HostSpec::new("b")) else {
+        return;
+    };
+    lab.impair(
+        "b",
+        &ingress(LinkImpair {
+            delay: Some(0.02),
+            ..LinkImpair::default()
+        }),
+        None,
+    )
+    .unwrap();
+    let mut consumer = Command::new(env!("CARGO_BIN_EXE_tcp-hesitant-consumer"));
+    consumer.args(["0.0.0.0", "1234", "--read-after-sec", "0"]);
+    let consumer = lab.host("b").unwrap().spawn(consumer).unwrap();
+    consumer.wait_for_line("Listening on", WAIT).unwrap();
+    let rec = lab.start_captures().unwrap();
+    let b = lab.host("b").unwrap().address().to_string();
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_tcp-eager-producer"));
+    producer.args([&b, "1234", "-n", "Alice", "-c", "200", "--pause-sec", "0"]);
+    let outcome = lab.host("a").unwrap().run(producer, WAIT).unwrap();
+    assert!(outcome.status.success(), "{}", outcome.transcript());
+    let traces = rec.stop(None).unwrap();
+    // The veths offload segmentation: a's stack hands over packets larger than a frame, and
+    // b's capture sees them so unless something cut them on the way.
+    let largest = |host: &str| {
+        trace(&traces, host)
+            .packets
+            .iter()
+            .filter(|p| p.direction == tcplab::capture::Direction::In)
+            .map(|p| p.len)
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(
+        largest("b") > 1514,
+        "b's largest frame: {} bytes",
+        largest("b")
+    );
+}

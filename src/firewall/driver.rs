@@ -215,7 +215,6 @@ fn hook(family: Family, hook: Hook) -> nftnl::Hook {
         (Family::Inet, Hook::Forward) => nftnl::Hook::Forward,
         (Family::Inet, Hook::Input) => nftnl::Hook::In,
         (Family::Inet, Hook::Output) => nftnl::Hook::Out,
-        (Family::Inet, Hook::Postrouting) => nftnl::Hook::PostRouting,
         (Family::Inet, Hook::Ingress) => nftnl::Hook::Ingress,
         // Never built: egress chains are netdev only.
         (Family::Inet, Hook::Egress) => nftnl::Hook::Out,

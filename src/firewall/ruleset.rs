@@ -30,8 +30,6 @@ pub enum Hook {
     Forward,
     Input,
     Output,
-    /// The last IP hook before a packet leaves: after routing and every filter.
-    Postrouting,
     Ingress,
     /// A device's egress (netdev family): after the bridge, before the link.
     Egress,
@@ -164,7 +162,6 @@ impl fmt::Display for Table {
                     Hook::Forward => "forward",
                     Hook::Input => "input",
                     Hook::Output => "output",
-                    Hook::Postrouting => "postrouting",
                     Hook::Ingress => "ingress",
                     Hook::Egress => "egress",
                 };

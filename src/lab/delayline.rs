@@ -1,15 +1,24 @@
 //! A delay line in user space, for kernels built without netem (CONFIG_NET_SCH_NETEM unset, as
 //! on this project's own machines and many CI runners').
 //!
-//! A link's packets are handed to tcplab by an nftables rule (`queue`, NFQUEUE) at the place
-//! netem would hold them, kept here for their delay, and given back to the kernel, which
-//! sends them on as if nothing happened. The places match netem's, so captures read the same
-//! with either: what a host sends waits in the host's `postrouting` hook, after every filter
-//! and just before its `eth0` (the host's own capture sees it leave after the delay, as with
-//! netem on `eth0`); what it receives waits in the fabric's bridge `forward` hook, after the
-//! security groups and before the host's port (netem on the port). Delay, jitter, reorder,
-//! corrupt and rate follow netem's rules; duplicate cannot be done this way (a queued packet
-//! is given back once), so it stays netem's. ARP is not held (netem would hold it too).
+//! A link's packets are handed to tcplab by an nftables rule (`queue`, NFQUEUE), kept here for
+//! their delay, and given back to the kernel, which sends them on. Where they wait is chosen so
+//! that the captures read as with netem: what a host sends waits in the host's `output` hook,
+//! after routing and before its `eth0` (its own capture sees it leave after the delay, as with
+//! netem on `eth0`); what it receives waits in the fabric's `prerouting` hook as it enters the
+//! host's bridge (bridged IPv4 runs the inet hooks there), so the sender's port sees it at once
+//! and the host's port and capture after the delay (netem on the port). Both are before
+//! conntrack (priority -300): a packet held after conntrack saw it but before it confirmed the
+//! connection would clash with its own retransmission and be dropped on release, which netem,
+//! past conntrack, never does. The firewall rules of the fabric and of the host meet the packet
+//! after its wait instead of before; what they decide is the same.
+//!
+//! Delay, jitter, reorder, corrupt and rate follow netem's laws; duplicate cannot be done this
+//! way (a queued packet is given back once), so it stays netem's. ARP is not held (netem would
+//! hold it), nor what a host forwards (an instance route's target) on its way out. Offloaded
+//! packets are held whole, as netem holds them, unless the link corrupts: then the kernel
+//! cuts them to frames and completes their checksums first, so that a flipped bit stays
+//! flipped.
 //!
 //! One thread serves every link of a lab: it waits on the links' sockets and on the next
 //! packet due, with nanosecond timeouts. Its timing is the machine's scheduler's: a busy
@@ -17,7 +26,7 @@
 //! scenarios' tolerances allow for.
 //!
 //! The kernel keeps at most [`QUEUE_LIMIT`] packets per link waiting for us, as netem's
-//! `limit`; more are dropped, as netem drops them.
+//! `limit`; more are dropped, as netem drops them, and counted (see [`queue_drops`]).
 
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -46,15 +55,24 @@ const NFQNL_MSG_CONFIG: u16 = 2;
 const NFQA_PACKET_HDR: u16 = 1;
 const NFQA_VERDICT_HDR: u16 = 2;
 const NFQA_PAYLOAD: u16 = 10;
+/// The packet's length, when the copy is shorter.
+const NFQA_CAP_LEN: u16 = 13;
+const NFQA_SKB_INFO: u16 = 14;
+const NFQA_SKB_CSUMNOTREADY: u32 = 1;
+const NFQA_SKB_GSO: u32 = 2;
 const NFQA_CFG_CMD: u16 = 1;
 const NFQA_CFG_PARAMS: u16 = 2;
 const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
+const NFQA_CFG_MASK: u16 = 4;
+const NFQA_CFG_FLAGS: u16 = 5;
+const NFQA_CFG_F_GSO: u32 = 4;
 const NFQNL_CFG_CMD_BIND: u8 = 1;
 const NFQNL_COPY_PACKET: u8 = 2;
-/// The whole of the largest IPv4 packet: the kernel segments offloaded ones before queueing
-/// (the socket does not ask for them whole).
-const COPY_RANGE: u32 = 0xffff;
-const RECEIVE_BUFFER: usize = 16 << 20;
+/// The most of a packet the kernel copies (NFQNL_MAX_COPY_RANGE); a longer one arrives cut,
+/// with its length, and is given back untouched.
+const COPY_RANGE: u32 = 0xffff - 4;
+/// Deep enough for a full queue of offloaded packets (64 KiB each).
+const RECEIVE_BUFFER: usize = 64 << 20;
 /// An Ethernet header: netem counts it in a packet's length for its rate; the queue gives
 /// the packet from its IP header.
 const ETHERNET_HEADER: usize = 14;
@@ -87,7 +105,7 @@ pub(crate) struct DelayLine {
 struct Control {
     stop: bool,
     /// Links whose socket the thread has not taken yet.
-    new: Vec<(LinkId, u16, Socket)>,
+    new: Vec<(LinkId, u16, Socket, bool)>,
     settings: HashMap<LinkId, Netem>,
     /// The links the thread serves or will serve.
     attached: Vec<LinkId>,
@@ -96,24 +114,36 @@ struct Control {
 }
 
 /// Opens a socket in the current thread's namespace that receives the packets of queue
-/// `queue`. Bound before the rule that queues packets is loaded: a queued packet nobody
-/// reads is dropped.
-pub(crate) fn open_queue(queue: u16) -> std::io::Result<Socket> {
+/// `queue`, offloaded ones whole if `whole`. Bound before the rule that queues packets is
+/// loaded: a queued packet nobody reads is dropped.
+pub(crate) fn open_queue(queue: u16, whole: bool) -> std::io::Result<Socket> {
     let socket = crate::nfnetlink::socket(RECEIVE_BUFFER)?;
     // struct nfqnl_msg_config_cmd: command, pad, pf (unused since Linux 3.8).
-    configure(&socket, queue, NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])?;
-    // struct nfqnl_msg_config_params (packed): copy_range, copy_mode.
-    let mut params = COPY_RANGE.to_be_bytes().to_vec();
-    params.push(NFQNL_COPY_PACKET);
-    configure(&socket, queue, NFQA_CFG_PARAMS, &params)?;
     configure(
         &socket,
         queue,
-        NFQA_CFG_QUEUE_MAXLEN,
-        &QUEUE_LIMIT.to_be_bytes(),
+        &[(NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])],
     )?;
+    // struct nfqnl_msg_config_params (packed): copy_range, copy_mode.
+    let mut params = COPY_RANGE.to_be_bytes().to_vec();
+    params.push(NFQNL_COPY_PACKET);
+    configure(&socket, queue, &[(NFQA_CFG_PARAMS, &params)])?;
+    configure(
+        &socket,
+        queue,
+        &[(NFQA_CFG_QUEUE_MAXLEN, &QUEUE_LIMIT.to_be_bytes())],
+    )?;
+    configure(&socket, queue, &offload_flags(whole))?;
     socket.set_non_blocking(true)?;
     Ok(socket)
+}
+
+/// The configuration attributes that ask for offloaded packets whole, or cut to frames.
+fn offload_flags(whole: bool) -> [(u16, &'static [u8]); 2] {
+    const WHOLE: [u8; 4] = NFQA_CFG_F_GSO.to_be_bytes();
+    const MASK: [u8; 4] = NFQA_CFG_F_GSO.to_be_bytes();
+    let flags: &'static [u8] = if whole { &WHOLE } else { &[0; 4] };
+    [(NFQA_CFG_FLAGS, flags), (NFQA_CFG_MASK, &MASK)]
 }
 
 /// A netfilter message to queue `queue`: netlink header, `struct nfgenmsg`, attributes.
@@ -137,17 +167,16 @@ fn message(kind: u16, flags: u16, queue: u16, attrs: &[(u16, &[u8])]) -> Vec<u8>
     out
 }
 
-/// Sends one configuration attribute and waits for the kernel's answer (the socket still
+/// Sends configuration attributes and waits for the kernel's answer (the socket still
 /// blocks).
-fn configure(socket: &Socket, queue: u16, attr: u16, value: &[u8]) -> std::io::Result<()> {
+fn configure(socket: &Socket, queue: u16, attrs: &[(u16, &[u8])]) -> std::io::Result<()> {
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
-    socket.send(
-        &message(NFQNL_MSG_CONFIG, flags, queue, &[(attr, value)]),
-        0,
-    )?;
+    socket.send(&message(NFQNL_MSG_CONFIG, flags, queue, attrs), 0)?;
     let mut buf = vec![0u8; 8192];
     loop {
-        let n = receive(socket, &mut buf)?;
+        let Some(n) = receive(socket, &mut buf)? else {
+            continue;
+        };
         let mut at = 0;
         while at < n {
             let Ok(msg) = NetlinkBuffer::new_checked(&buf[at..n]) else {
@@ -215,11 +244,17 @@ impl DelayLine {
         !self.control().attached.is_empty()
     }
 
-    /// Hands the thread `link`'s socket, bound to `queue`.
-    pub fn attach(&self, link: LinkId, queue: u16, socket: Socket) {
+    /// The links it serves.
+    pub fn links(&self) -> Vec<LinkId> {
+        self.control().attached.clone()
+    }
+
+    /// Hands the thread `link`'s socket, bound to `queue` (offloaded packets whole if
+    /// `whole`, see [`open_queue`]).
+    pub fn attach(&self, link: LinkId, queue: u16, socket: Socket, whole: bool) {
         let mut c = self.control();
         c.attached.push(link);
-        c.new.push((link, queue, socket));
+        c.new.push((link, queue, socket, whole));
         drop(c);
         self.poke();
     }
@@ -230,7 +265,8 @@ impl DelayLine {
         self.poke();
     }
 
-    /// The first error of the thread, if any: a packet it could not give back was lost.
+    /// The first error of the thread, if any: a packet it could not give back, or one the
+    /// kernel could not queue for it, was lost.
     pub fn failure(&self) -> Option<String> {
         self.control().failure.clone()
     }
@@ -253,6 +289,8 @@ struct Served {
     socket: Socket,
     /// When the last packet held for the rate leaves.
     busy_until: Option<Instant>,
+    /// Whether the kernel gives offloaded packets whole (not when the link corrupts).
+    whole: bool,
 }
 
 /// A packet held until `due`; `seq` keeps arrival order among equal times.
@@ -280,10 +318,30 @@ impl PartialOrd for Held {
 }
 
 fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
-    let lock = || control.lock().unwrap_or_else(|e| e.into_inner());
     let fail = |what: String| {
-        lock().failure.get_or_insert(what);
+        control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failure
+            .get_or_insert(what);
     };
+    // A panic closes the sockets, and the rules then drop every packet of the links: the run
+    // must hear of it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_until_stopped(control, wake, &fail)
+    }));
+    if let Err(panic) = outcome {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        fail(format!("it stopped (a tcplab bug: {why})"));
+    }
+}
+
+fn serve_until_stopped(control: &Mutex<Control>, wake: &OwnedFd, fail: &impl Fn(String)) {
+    let lock = || control.lock().unwrap_or_else(|e| e.into_inner());
     let mut links: Vec<Served> = Vec::new();
     let mut settings: HashMap<LinkId, Netem> = HashMap::new();
     let mut held: BinaryHeap<Held> = BinaryHeap::new();
@@ -320,6 +378,7 @@ fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
                 fail(format!("waiting for packets: {e}"));
                 return;
             }
+            continue;
         }
         if fds[0].revents != 0 {
             let mut count = [0u8; 8];
@@ -329,13 +388,31 @@ fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
             if c.stop {
                 return;
             }
-            links.extend(c.new.drain(..).map(|(id, queue, socket)| Served {
+            links.extend(c.new.drain(..).map(|(id, queue, socket, whole)| Served {
                 id,
                 queue,
                 socket,
                 busy_until: None,
+                whole,
             }));
             settings.clone_from(&c.settings);
+            drop(c);
+            for l in &mut links {
+                let whole = settings.get(&l.id).is_none_or(|n| n.corrupt == 0.0);
+                if whole != l.whole {
+                    // The kernel answers on the socket; an error there is read as one.
+                    let msg = message(
+                        NFQNL_MSG_CONFIG,
+                        (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16,
+                        l.queue,
+                        &offload_flags(whole),
+                    );
+                    match l.socket.send(&msg, 0) {
+                        Ok(_) => l.whole = whole,
+                        Err(e) => fail(format!("configuring queue {}: {e}", l.queue)),
+                    }
+                }
+            }
         }
         for (i, fd) in fds.iter().enumerate().skip(1) {
             if fd.revents == 0 {
@@ -344,7 +421,9 @@ fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
             let link = i - 1;
             loop {
                 let n = match receive(&links[link].socket, &mut buf) {
-                    Ok(n) => n,
+                    Ok(Some(n)) => n,
+                    // Not from the kernel: a program of the lab cannot feed the delay line.
+                    Ok(None) => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
@@ -353,15 +432,27 @@ fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
                         break;
                     }
                 };
-                for (id, payload) in packets(&buf[..n]) {
+                for item in messages(&buf[..n]) {
+                    let packet = match item {
+                        Message::Packet(p) => p,
+                        Message::Error(code) => {
+                            // A verdict or a setting the kernel refused: its packet is lost.
+                            fail(format!(
+                                "the kernel refused a verdict on queue {}: {}",
+                                links[link].queue,
+                                std::io::Error::from_raw_os_error(code)
+                            ));
+                            continue;
+                        }
+                    };
                     let netem = settings.get(&links[link].id).copied().unwrap_or_default();
-                    let (due, payload) = hold(&netem, &mut links[link], payload);
+                    let (due, payload) = hold(&netem, &mut links[link], &packet);
                     seq += 1;
                     held.push(Held {
                         due,
                         seq,
                         link,
-                        id,
+                        id: packet.id,
                         payload,
                     });
                 }
@@ -378,42 +469,69 @@ fn serve(control: &Mutex<Control>, wake: &OwnedFd) {
     }
 }
 
+/// A packet the kernel queued.
+#[derive(Debug, PartialEq, Eq)]
+struct Packet<'a> {
+    id: u32,
+    /// From its IP header; cut when longer than [`COPY_RANGE`].
+    payload: &'a [u8],
+    /// Its length on the wire from the IP header (its payload's when whole).
+    len: usize,
+    /// Whether `payload` is all of it, with its checksums done: only such a packet can be
+    /// corrupted and given back.
+    whole: bool,
+}
+
+/// What a datagram from the queue holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Message<'a> {
+    Packet(Packet<'a>),
+    /// The kernel's error about something the delay line sent (a negated errno).
+    Error(i32),
+}
+
 /// When a packet that arrives now leaves, as netem decides it, and its corrupted copy if it
 /// is corrupted.
-fn hold(netem: &Netem, link: &mut Served, payload: &[u8]) -> (Instant, Option<Vec<u8>>) {
+fn hold(netem: &Netem, link: &mut Served, packet: &Packet) -> (Instant, Option<Vec<u8>>) {
     let now = Instant::now();
+    let corrupted = (packet.whole
+        && netem.corrupt > 0.0
+        && fastrand::f64() * 100.0 < netem.corrupt)
+        .then(|| {
+            let mut copy = packet.payload.to_vec();
+            if !copy.is_empty() {
+                let at = fastrand::usize(..copy.len());
+                copy[at] ^= 1 << fastrand::u8(..8);
+            }
+            copy
+        });
+    if netem.reorder > 0.0 && fastrand::f64() * 100.0 < netem.reorder {
+        // netem sends a reordered packet at once, ahead of those it holds and of its rate.
+        return (now, corrupted);
+    }
     let mut wait = netem.delay;
     if !netem.jitter.is_zero() {
         // Uniform in delay ± jitter, netem's law without a distribution table.
         let offset = netem.jitter.as_secs_f64() * (2.0 * fastrand::f64() - 1.0);
         wait = Duration::from_secs_f64((wait.as_secs_f64() + offset).max(0.0));
     }
-    if netem.reorder > 0.0 && fastrand::f64() * 100.0 < netem.reorder {
-        // netem sends a reordered packet at once, ahead of those it holds.
-        wait = Duration::ZERO;
-    }
     let mut due = now + wait;
     if let Some(bits) = netem.rate.filter(|b| *b > 0) {
         // The link is busy with earlier packets, then sends this one's bytes.
-        let bytes = (payload.len() + ETHERNET_HEADER) as f64;
+        let bytes = (packet.len + ETHERNET_HEADER) as f64;
         let send = Duration::from_secs_f64(bytes * 8.0 / bits as f64);
         due = due.max(link.busy_until.unwrap_or(now)) + send;
         link.busy_until = Some(due);
     }
-    let corrupted = (netem.corrupt > 0.0 && fastrand::f64() * 100.0 < netem.corrupt).then(|| {
-        let mut copy = payload.to_vec();
-        if !copy.is_empty() {
-            let at = fastrand::usize(..copy.len());
-            copy[at] ^= 1 << fastrand::u8(..8);
-        }
-        copy
-    });
     (due, corrupted)
 }
 
-/// The packets (id, bytes from the IP header) of a datagram from the queue; anything else
-/// in it is skipped.
-fn packets(datagram: &[u8]) -> Vec<(u32, &[u8])> {
+fn be32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+/// The packets and errors of a datagram from the queue; anything else in it is skipped.
+fn messages(datagram: &[u8]) -> Vec<Message<'_>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < datagram.len() {
@@ -421,31 +539,43 @@ fn packets(datagram: &[u8]) -> Vec<(u32, &[u8])> {
             break;
         };
         let len = msg.length() as usize;
-        if msg.message_type() == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
+        if msg.message_type() == libc::NLMSG_ERROR as u16 {
+            let code = msg
+                .payload()
+                .get(..4)
+                .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if code < 0 {
+                out.push(Message::Error(-code));
+            }
+        } else if msg.message_type() == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
             // After `struct nfgenmsg`, attributes.
             let attrs = msg.payload().get(4..).unwrap_or_default();
             let mut id = None;
             let mut payload: &[u8] = &[];
+            let mut cap_len = None;
+            let mut info = 0;
             for nla in NlasIterator::new(attrs) {
                 let Ok(nla): Result<NlaBuffer<&[u8]>, _> = nla else {
                     break;
                 };
                 match nla.kind() {
-                    NFQA_PACKET_HDR => {
-                        id = nla
-                            .value()
-                            .get(..4)
-                            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                    }
+                    NFQA_PACKET_HDR => id = be32(nla.value()),
                     NFQA_PAYLOAD => {
                         let len = nla.length() as usize;
                         payload = nla.into_inner().get(4..len).unwrap_or_default();
                     }
+                    NFQA_CAP_LEN => cap_len = be32(nla.value()),
+                    NFQA_SKB_INFO => info = be32(nla.value()).unwrap_or_default(),
                     _ => {}
                 }
             }
             if let Some(id) = id {
-                out.push((id, payload));
+                out.push(Message::Packet(Packet {
+                    id,
+                    payload,
+                    len: cap_len.map_or(payload.len(), |l| l as usize),
+                    whole: cap_len.is_none() && info & (NFQA_SKB_GSO | NFQA_SKB_CSUMNOTREADY) == 0,
+                }));
             }
         }
         if len == 0 {
@@ -456,13 +586,43 @@ fn packets(datagram: &[u8]) -> Vec<(u32, &[u8])> {
     out
 }
 
-fn receive(socket: &Socket, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: receiving into a buffer of the stated length.
-    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+/// Receives one datagram; `None` when it is not the kernel's.
+fn receive(socket: &Socket, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    // SAFETY: zeroes are a valid sockaddr_nl.
+    let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: receiving into a buffer of the stated length, the sender into `from`.
+    let n = unsafe {
+        libc::recvfrom(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut from as *mut libc::sockaddr_nl).cast(),
+            &mut from_len,
+        )
+    };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(n as usize)
+    Ok((from.nl_pid == 0).then_some(n as usize))
+}
+
+/// How many packets of queue `queue` of the current thread's namespace the kernel dropped:
+/// the queue was full, or the socket could not take them. Read from
+/// `/proc/thread-self/net/netfilter/nfnetlink_queue` (the thread's namespace, not the
+/// process's): `queue peer_portid total copy_mode copy_range queue_dropped user_dropped ...`.
+pub(crate) fn queue_drops(queue: u16) -> std::io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue")?;
+    Ok(text
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.first().and_then(|q| q.parse::<u16>().ok()) == Some(queue))
+        .map(|f| {
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            n(5) + n(6)
+        })
+        .sum())
 }
 
 /// Tells the kernel to send packet `id` on, as it was or as `payload`.
@@ -497,6 +657,16 @@ mod tests {
             queue: 1,
             socket: Socket::new(NETLINK_NETFILTER).unwrap(),
             busy_until: None,
+            whole: true,
+        }
+    }
+
+    fn packet(payload: &[u8]) -> Packet<'_> {
+        Packet {
+            id: 1,
+            payload,
+            len: payload.len(),
+            whole: true,
         }
     }
 
@@ -508,7 +678,7 @@ mod tests {
             ..Netem::default()
         };
         let before = Instant::now();
-        let (due, corrupted) = hold(&netem, &mut link, &[0u8; 60]);
+        let (due, corrupted) = hold(&netem, &mut link, &packet(&[0u8; 60]));
         assert!(corrupted.is_none());
         let wait = due - before;
         assert!(
@@ -518,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_queues_packets_behind_each_other() {
+    fn a_rate_queues_packets_behind_each_other_by_their_length_on_the_wire() {
         let mut link = served();
         // 1500-byte frames at 1.2 Mbit/s: 10 ms each.
         let netem = Netem {
@@ -527,17 +697,27 @@ mod tests {
         };
         let before = Instant::now();
         let dues: Vec<Instant> = (0..3)
-            .map(|_| hold(&netem, &mut link, &[0u8; 1486]).0)
+            .map(|_| hold(&netem, &mut link, &packet(&[0u8; 1486])).0)
             .collect();
         for (i, due) in dues.iter().enumerate() {
             let wait = (*due - before).as_secs_f64();
             let expected = 0.010 * (i + 1) as f64;
             assert!((wait - expected).abs() < 0.002, "packet {i}: {wait}");
         }
+        // A packet cut by the copy counts its whole length.
+        let cut = Packet {
+            len: 2 * 1486,
+            whole: false,
+            ..packet(&[0u8; 1486])
+        };
+        let mut fresh = served();
+        let now = Instant::now();
+        let wait = (hold(&netem, &mut fresh, &cut).0 - now).as_secs_f64();
+        assert!((wait - 0.0199).abs() < 0.002, "{wait}");
     }
 
     #[test]
-    fn jitter_stays_within_its_bounds_and_reorder_sends_at_once() {
+    fn jitter_stays_within_its_bounds_and_reorder_sends_at_once_past_the_rate() {
         let mut link = served();
         let netem = Netem {
             delay: Duration::from_millis(100),
@@ -547,7 +727,7 @@ mod tests {
         let waits: Vec<f64> = (0..500)
             .map(|_| {
                 let now = Instant::now();
-                (hold(&netem, &mut link, &[0u8; 60]).0 - now).as_secs_f64()
+                (hold(&netem, &mut link, &packet(&[0u8; 60])).0 - now).as_secs_f64()
             })
             .collect();
         assert!(
@@ -557,27 +737,38 @@ mod tests {
         assert!(waits.iter().any(|w| *w < 0.09) && waits.iter().any(|w| *w > 0.11));
         let always = Netem {
             reorder: 100.0,
+            rate: Some(8_000),
             ..netem
         };
         let now = Instant::now();
-        assert!(hold(&always, &mut link, &[0u8; 60]).0 - now < Duration::from_millis(5));
+        assert!(hold(&always, &mut link, &packet(&[0u8; 60])).0 - now < Duration::from_millis(5));
+        assert!(
+            link.busy_until.is_none(),
+            "a reordered packet skips the rate"
+        );
     }
 
     #[test]
-    fn corruption_flips_one_bit() {
+    fn corruption_flips_one_bit_of_whole_packets_only() {
         let mut link = served();
         let netem = Netem {
             corrupt: 100.0,
             ..Netem::default()
         };
         let original = [0u8; 40];
-        let copy = hold(&netem, &mut link, &original).1.unwrap();
+        let copy = hold(&netem, &mut link, &packet(&original)).1.unwrap();
         let flipped: u32 = copy.iter().map(|b| b.count_ones()).sum();
         assert_eq!(flipped, 1);
+        // Cut, offloaded or with its checksum to do: given back as it is.
+        let partial = Packet {
+            whole: false,
+            ..packet(&original)
+        };
+        assert!(hold(&netem, &mut link, &partial).1.is_none());
     }
 
     #[test]
-    fn packets_are_read_from_queue_messages_and_junk_is_skipped() {
+    fn packets_and_errors_are_read_from_queue_messages_and_junk_is_skipped() {
         let mut hdr = 7u32.to_be_bytes().to_vec();
         hdr.extend_from_slice(&[8, 0, 1]);
         let payload = [0x45u8, 0, 0, 20];
@@ -587,11 +778,63 @@ mod tests {
             1,
             &[(NFQA_PACKET_HDR, &hdr), (NFQA_PAYLOAD, &payload)],
         );
+        // A packet cut to its first 4 bytes, and an offloaded one.
+        datagram.extend(message(
+            NFQNL_MSG_PACKET,
+            0,
+            1,
+            &[
+                (NFQA_PACKET_HDR, &hdr),
+                (NFQA_PAYLOAD, &payload),
+                (NFQA_CAP_LEN, &70000u32.to_be_bytes()),
+            ],
+        ));
+        datagram.extend(message(
+            NFQNL_MSG_PACKET,
+            0,
+            1,
+            &[
+                (NFQA_PACKET_HDR, &hdr),
+                (NFQA_PAYLOAD, &payload),
+                (NFQA_SKB_INFO, &NFQA_SKB_GSO.to_be_bytes()),
+            ],
+        ));
         datagram.extend(message(NFQNL_MSG_CONFIG, 0, 1, &[]));
-        assert_eq!(packets(&datagram), vec![(7, &payload[..])]);
+        // struct nlmsgerr after a netlink header: the error, then the request's header.
+        let mut error = vec![0u8; 16];
+        error[..4].copy_from_slice(&36u32.to_ne_bytes());
+        error[4..6].copy_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
+        error.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        error.extend_from_slice(&[0u8; 16]);
+        datagram.extend(error);
+        let got = messages(&datagram);
+        assert_eq!(
+            got,
+            vec![
+                Message::Packet(Packet {
+                    id: 7,
+                    payload: &payload,
+                    len: 4,
+                    whole: true
+                }),
+                Message::Packet(Packet {
+                    id: 7,
+                    payload: &payload,
+                    len: 70000,
+                    whole: false
+                }),
+                Message::Packet(Packet {
+                    id: 7,
+                    payload: &payload,
+                    len: 4,
+                    whole: false
+                }),
+                Message::Error(libc::ENOENT),
+            ]
+        );
         for cut in 0..datagram.len() {
-            let _ = packets(&datagram[..cut]);
+            let _ = messages(&datagram[..cut]);
         }
-        let _ = packets(&[0xff; 64]);
+        let _ = messages(&[0xff; 64]);
     }
 }

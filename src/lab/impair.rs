@@ -224,9 +224,9 @@ pub fn delay_line_available() -> Result<(), LabError> {
         host: 0,
         direction: LinkDirection::Egress,
     };
-    let table = delay_table("probe", std::net::Ipv4Addr::UNSPECIFIED, link, 0);
+    let table = delay_table("probe", std::net::Ipv4Addr::UNSPECIFIED, "lo", link, 0);
     ns.run(move |_| -> Result<(), LabError> {
-        let _socket = delayline::open_queue(0).map_err(|source| LabError::Io {
+        let _socket = delayline::open_queue(0, true).map_err(|source| LabError::Io {
             what: "open a delay line's queue (NFQUEUE)".into(),
             source,
         })?;
@@ -258,34 +258,46 @@ const DUPLICATE_HINT: &str = "this kernel has no netem (CONFIG_NET_SCH_NETEM), a
 
 pub(super) const PIN_HINT: &str = "this lab's links are delayed by tcplab's delay line in user space, which ends with this process, so the lab cannot outlive it: use `tcplab run`, or a kernel with CONFIG_NET_SCH_NETEM (`modprobe sch_netem`)";
 
-/// Whether the lab's links go through its delay line (it cannot be pinned then).
-pub(super) fn delays_pinned_lab(slot: &DelaySlot) -> bool {
-    slot.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .is_some_and(DelayLine::in_use)
+const PINNED_HINT: &str = "this lab is pinned (it outlives tcplab), and without netem (CONFIG_NET_SCH_NETEM) its links can only be delayed by tcplab's delay line in user space, which ends with this process: delay a lab that is not pinned (`tcplab run`), or use a kernel with netem (`modprobe sch_netem`)";
+
+/// The lab's delay line, started with the first link that needs it, and whether the lab was
+/// pinned (then it may not start: it would end with the process).
+#[derive(Default)]
+pub(super) struct DelayState {
+    pub line: Option<DelayLine>,
+    pub pinned: bool,
 }
 
-/// The lab's delay line, started with the first link that needs it.
-pub(super) type DelaySlot = std::sync::Mutex<Option<DelayLine>>;
+pub(super) type DelaySlot = std::sync::Mutex<DelayState>;
 
-/// The table that hands one direction of a host's link to the delay line: what the host
-/// sends, in its `postrouting` hook; what it receives, in the fabric's bridge `forward` hook
-/// (bridged IPv4 goes through the inet hooks there), after the security groups. Its rules
-/// have no origin: tcplab's rule trace ignores them (see `attribution`).
-fn delay_table(host: &str, address: std::net::Ipv4Addr, link: LinkId, queue: u16) -> Table {
+/// The table that hands one direction of a host's link to the delay line (see `delayline`
+/// for why there): what the host sends, in its `output` hook; what it receives, in the
+/// fabric's `prerouting` hook as it enters the host's bridge `bridge` (bridged IPv4 goes
+/// through the inet hooks there; in a VPC a packet crosses two bridges, and is held on the
+/// host's only). Both before conntrack. Its rules have no origin: tcplab's rule trace ignores
+/// them (see `attribution`).
+fn delay_table(
+    host: &str,
+    address: std::net::Ipv4Addr,
+    bridge: &str,
+    link: LinkId,
+    queue: u16,
+) -> Table {
     let (name, chain, hook, matches) = match link.direction {
         LinkDirection::Egress => (
             DELAY_TABLE.to_string(),
             "from-host",
-            Hook::Postrouting,
+            Hook::Output,
             vec![Match::OutputInterface("eth0".into())],
         ),
         LinkDirection::Ingress => (
             format!("{DELAY_TABLE}-{host}"),
             "to-host",
-            Hook::Forward,
-            vec![Match::DestinationNet(ipnet::Ipv4Net::from(address))],
+            Hook::Prerouting,
+            vec![
+                Match::InputInterface(bridge.into()),
+                Match::DestinationNet(ipnet::Ipv4Net::from(address)),
+            ],
         ),
     };
     Table {
@@ -296,8 +308,9 @@ fn delay_table(host: &str, address: std::net::Ipv4Addr, link: LinkId, queue: u16
             base: Some(BaseChain {
                 hook,
                 device: None,
-                // After every filter at the hook, as netem is after them.
-                priority: 300,
+                // Before conntrack (-200), which would otherwise see a held packet and its
+                // retransmission as two new connections, and drop one.
+                priority: -300,
                 policy_drop: false,
             }),
             rules: vec![Rule::new(matches, Verdict::Queue(queue))],
@@ -312,8 +325,7 @@ fn delay_in_user_space(
     slot: &DelaySlot,
     ns: &Namespace,
     link: LinkId,
-    host: &str,
-    address: std::net::Ipv4Addr,
+    (host, address, bridge): (&str, std::net::Ipv4Addr, &str),
     netem: Netem,
 ) -> Result<(), LabError> {
     if netem.duplicate > 0.0 {
@@ -322,7 +334,14 @@ fn delay_in_user_space(
             hint: DUPLICATE_HINT,
         });
     }
-    let mut line = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if state.pinned && !netem.is_none() {
+        return Err(LabError::KernelFeature {
+            feature: NETEM,
+            hint: PINNED_HINT,
+        });
+    }
+    let line = &mut state.line;
     if line.as_ref().is_some_and(|l| l.serves(link)) {
         if let Some(l) = line.as_ref() {
             l.set(link, netem);
@@ -346,9 +365,11 @@ fn delay_in_user_space(
             source,
         })?);
     }
-    let table = delay_table(host, address, link, queue);
+    let table = delay_table(host, address, bridge, link, queue);
+    // Offloaded packets whole, as netem holds them, unless a bit of them is to be flipped.
+    let whole = netem.corrupt == 0.0;
     let socket = ns.run(move |_| -> Result<_, LabError> {
-        let socket = delayline::open_queue(queue).map_err(|source| LabError::Io {
+        let socket = delayline::open_queue(queue, whole).map_err(|source| LabError::Io {
             what: format!("open {what} (NFQUEUE)"),
             source,
         })?;
@@ -358,7 +379,7 @@ fn delay_in_user_space(
     if let Some(l) = line.as_ref() {
         // The settings first: the thread reads them when it takes the socket.
         l.set(link, netem);
-        l.attach(link, queue, socket);
+        l.attach(link, queue, socket, whole);
     }
     Ok(())
 }
@@ -510,7 +531,8 @@ pub(super) fn apply_topology(
             }
             if user_space {
                 let link = LinkId { host: i, direction };
-                delay_in_user_space(slot, place, link, &h.name, h.address, netem)?;
+                let bridge = super::vpc::bridge_name(h.subnet);
+                delay_in_user_space(slot, place, link, (&h.name, h.address, &bridge), netem)?;
                 continue;
             }
             let (link, index) = match direction {
@@ -608,6 +630,13 @@ impl Lab {
             });
         }
         let address = self.hosts[i].address;
+        // What is applied, direction by direction as each change succeeds: a failure leaves
+        // a true record.
+        let mut record = old.impair;
+        let set = |r: &mut Impairment, direction, netem| match direction {
+            LinkDirection::Egress => r.egress.netem = netem,
+            LinkDirection::Ingress => r.ingress.netem = netem,
+        };
         for (direction, netem, before, place) in [
             (
                 LinkDirection::Egress,
@@ -627,9 +656,13 @@ impl Lab {
             }
             if user_space {
                 let link = LinkId { host: i, direction };
-                if let Err(e) = delay_in_user_space(&self.delay, place, link, host, address, netem)
-                {
-                    first_error.get_or_insert(e);
+                let bridge = super::vpc::bridge_name(self.resolved.hosts[i].subnet);
+                let at = (host, address, bridge.as_str());
+                match delay_in_user_space(&self.delay, place, link, at, netem) {
+                    Ok(()) => set(&mut record, direction, netem),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
                 continue;
             }
@@ -641,7 +674,8 @@ impl Lab {
                 ),
             };
             let had = !before.is_none();
-            jobs.push(place.submit(move |state| apply_netem(state, &link, index, netem, had)));
+            let job = place.submit(move |state| apply_netem(state, &link, index, netem, had));
+            jobs.push((direction, netem, job));
         }
         let mut drops = None;
         let loses = |l: &crate::spec::LinkImpairment| l.drop.is_some() || l.loss > 0.0;
@@ -659,25 +693,30 @@ impl Lab {
                     .submit(move |_| load_drops(tables.pop(), old_table, &name)),
             );
         }
-        // Each change is kept as soon as it is made, so a failure leaves a true record.
-        for job in jobs {
-            if let Err(e) = job.wait().map_err(LabError::from).and_then(|r| r) {
-                first_error.get_or_insert(e);
+        for (direction, netem, job) in jobs {
+            match job.wait().map_err(LabError::from).and_then(|r| r) {
+                Ok(()) => set(&mut record, direction, netem),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        impairs[i].impair = new;
         if let Some(job) = drops {
             match job.wait().map_err(LabError::from).and_then(|r| r) {
                 Ok((table, loaded)) => {
                     let mut book = self.rules.lock().unwrap_or_else(|e| e.into_inner());
                     book.record(Placement::Fabric, loaded);
                     impairs[i].table = table.map(|t| (t.family, t.name));
+                    (record.egress.loss, record.egress.drop) = (new.egress.loss, new.egress.drop);
+                    (record.ingress.loss, record.ingress.drop) =
+                        (new.ingress.loss, new.ingress.drop);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
+        impairs[i].impair = record;
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),

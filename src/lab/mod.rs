@@ -376,12 +376,37 @@ impl Lab {
     /// went wrong in it (a packet it could not give back was lost, which a run reports as
     /// a failed check), or `Ok`.
     pub fn delay_line(&self) -> Option<Result<(), String>> {
-        let slot = self.delay.lock().unwrap_or_else(|e| e.into_inner());
-        let line = slot.as_ref().filter(|l| l.in_use())?;
-        Some(match line.failure() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        })
+        let state = self.delay.lock().unwrap_or_else(|e| e.into_inner());
+        let line = state.line.as_ref().filter(|l| l.in_use())?;
+        if let Some(e) = line.failure() {
+            return Some(Err(e));
+        }
+        // The kernel's own drops: a full queue, or a socket that could not take a packet.
+        for link in line.links() {
+            let (ns, place) = match link.direction {
+                crate::spec::LinkDirection::Egress => (
+                    &self.hosts[link.host].ns,
+                    format!("what host {} sends", self.hosts[link.host].name),
+                ),
+                crate::spec::LinkDirection::Ingress => (
+                    &self.fabric,
+                    format!("what host {} receives", self.hosts[link.host].name),
+                ),
+            };
+            let Some(queue) = link.queue() else { continue };
+            match ns.run(move |_| delayline::queue_drops(queue)) {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    return Some(Err(format!(
+                        "the kernel dropped {n} packets of {place}: more than {} were waiting",
+                        delayline::QUEUE_LIMIT
+                    )));
+                }
+                Ok(Err(e)) => return Some(Err(format!("cannot read its queue's counters: {e}"))),
+                Err(e) => return Some(Err(format!("cannot read its queue's counters: {e}"))),
+            }
+        }
+        Some(Ok(()))
     }
 
     /// The VPC router's namespace, when the topology has a VPC.
@@ -428,12 +453,16 @@ impl Lab {
     /// A lab whose links go through tcplab's delay line (a kernel without netem) cannot be
     /// pinned: its packets would wait for this process after it is gone.
     pub fn pin(&mut self, name: &str) -> Result<Vec<(String, std::path::PathBuf)>, LabError> {
-        if impair::delays_pinned_lab(&self.delay) {
+        let mut delay = self.delay.lock().unwrap_or_else(|e| e.into_inner());
+        if delay.line.as_ref().is_some_and(|l| l.in_use()) {
             return Err(LabError::KernelFeature {
                 feature: impair::NETEM,
                 hint: impair::PIN_HINT,
             });
         }
+        // From now on the lab refuses the delay line (see `impair`).
+        delay.pinned = true;
+        drop(delay);
         let mut pinned: Vec<(String, std::path::PathBuf)> = Vec::new();
         let targets = std::iter::once((format!("{name}-fabric"), &mut self.fabric))
             .chain(self.router.as_mut().map(|r| (format!("{name}-router"), r)))
