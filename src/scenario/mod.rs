@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::error_class::ErrorClass;
 use crate::expect::{Expectation, RuleName, SourceLine, Tolerance};
 use crate::spec::bounds;
-use crate::spec::location::{item_offsets, line_col, offset_of};
+use crate::spec::location::{item_offsets, key_in_item, line_col, offset_of};
 use crate::spec::{FieldPath, Resolved, Segment, SpecError, Topology, ValidationError};
 pub use engine::{Event, Run, RunOptions, ScenarioError, run};
 pub use interrupt::{Interrupt, signal_name};
@@ -80,11 +80,12 @@ impl Scenario {
                 message,
             }
         };
-        let raw: ScenarioFile = toml::from_str(text).map_err(|e| {
-            at(
+        let raw: ScenarioFile = toml::from_str(text).map_err(|e| match tagged_error(text) {
+            Some((offset, message)) => at(offset, message),
+            None => at(
                 e.span().map_or(0, |s| s.start),
                 e.message().trim_end().to_string(),
-            )
+            ),
         })?;
         let (base, base_counts) = match &raw.topology {
             Some(rel) => {
@@ -986,6 +987,38 @@ fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleNa
         }
     }
     Ok(name)
+}
+
+
+/// Where a `[[step]]` or `[[expect]]` that does not read is, and why. serde reads a table
+/// tagged by `action` or `kind` whole before it looks inside, so toml's own error points at
+/// the first `[[step]]` of the file, whichever is wrong: each item is read again alone, and
+/// an unknown field is found by its name.
+fn tagged_error(text: &str) -> Option<(usize, String)> {
+    use serde::Deserialize;
+    let root: toml::Table = toml::from_str(text).ok()?;
+    for key in ["step", "expect"] {
+        let Some(toml::Value::Array(items)) = root.get(key) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let error = match key {
+                "step" => model::Step::deserialize(item.clone()).err(),
+                _ => model::ExpectSpec::deserialize(item.clone()).err(),
+            };
+            let Some(e) = error else { continue };
+            let message = e.message().trim_end().to_string();
+            let field = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next());
+            let offset = field
+                .and_then(|f| key_in_item(text, key, i, f))
+                .or_else(|| item_offsets(text, key).get(i).copied())
+                .unwrap_or(0);
+            return Some((offset, format!("{key}[{i}]: {message}")));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -80,6 +80,33 @@ pub fn item_offsets(text: &str, key: &str) -> Vec<usize> {
     }
 }
 
+/// The byte offset of the first key named `key` at any depth inside item `index` of the
+/// top-level array `array` (where an unknown field of a `[[step]]` sits, say).
+pub fn key_in_item(text: &str, array: &str, index: usize, key: &str) -> Option<usize> {
+    fn find(value: &DeValue, key: &str) -> Option<usize> {
+        match value {
+            DeValue::Table(t) => t.iter().find_map(|(k, v)| {
+                if k.get_ref().as_ref() == key {
+                    Some(k.span().start)
+                } else {
+                    find(v.get_ref(), key)
+                }
+            }),
+            DeValue::Array(items) => items.iter().find_map(|i| find(i.get_ref(), key)),
+            _ => None,
+        }
+    }
+    let root = DeTable::parse(text).ok()?;
+    let (_, items) = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == array)?;
+    match items.get_ref() {
+        DeValue::Array(items) => find(items.get(index)?.get_ref(), key),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
