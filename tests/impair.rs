@@ -537,3 +537,38 @@ fn offloaded_packets_are_held_whole_as_netem_holds_them() {
         largest("b")
     );
 }
+
+#[test]
+fn a_scenario_that_duplicates_is_refused_before_its_lab_is_built_without_netem() {
+    if !privileged() {
+        return;
+    }
+    let text = "description = \"d\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n\n\
+                [[step]]\naction = \"run\"\nhost = \"a\"\nname = \"p\"\ncommand = [\"ping\", \"-c\", \"2\", \"-i\", \"0.2\", \"b\"]\n\n\
+                [[step]]\naction = \"impair\"\nhost = \"b\"\ningress = { duplicate = 50.0 }\n\n\
+                [[expect]]\nkind = \"exit\"\nprogram = \"p\"\ncode = 0\n";
+    let scenario = tcplab::scenario::Scenario::from_toml(text, "d.toml", None, "d").unwrap();
+    assert_eq!(
+        scenario.duplicates_at().as_deref(),
+        Some("step 2 (impair b)")
+    );
+    let before = root_namespace_state();
+    let result = tcplab::scenario::run(&scenario, Default::default());
+    if delays_in_user_space().unwrap() {
+        let e = result.err().expect("refused");
+        let line = e.to_string();
+        assert!(
+            matches!(e, tcplab::scenario::ScenarioError::Unsupported { .. }),
+            "{line}"
+        );
+        assert!(
+            line.starts_with("scenario d: step 2 (impair b) duplicates packets"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    } else {
+        let run = result.unwrap_or_else(|e| panic!("{e}"));
+        assert!(run.verdict.passed(), "{}", run.verdict);
+    }
+    assert_eq!(root_namespace_state(), before);
+}

@@ -254,7 +254,8 @@ pub fn delays_in_user_space() -> Result<bool, LabError> {
 /// The kernel feature delays and the rest need.
 pub(crate) const NETEM: &str = "sch_netem";
 const NETEM_HINT: &str = "delay, jitter, duplicate, reorder, corrupt and rate are netem's: load it with `modprobe sch_netem`, or use a kernel with CONFIG_NET_SCH_NETEM (loss and exact drops work without it)";
-const DUPLICATE_HINT: &str = "this kernel has no netem (CONFIG_NET_SCH_NETEM), and tcplab's delay line in user space gives each packet back once: duplicate needs `modprobe sch_netem` or a kernel with netem (delay, jitter, reorder, corrupt, rate, loss and exact drops work without it)";
+/// Why a kernel without netem cannot duplicate packets, and what to do.
+pub const DUPLICATE_HINT: &str = "this kernel has no netem (CONFIG_NET_SCH_NETEM), and tcplab's delay line in user space gives each packet back once: duplicate needs `modprobe sch_netem` or a kernel with netem (delay, jitter, reorder, corrupt, rate, loss and exact drops work without it)";
 
 pub(super) const PIN_HINT: &str = "this lab's links are delayed by tcplab's delay line in user space, which ends with this process, so the lab cannot outlive it: use `tcplab run`, or a kernel with CONFIG_NET_SCH_NETEM (`modprobe sch_netem`)";
 

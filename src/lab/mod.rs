@@ -42,7 +42,8 @@ impl Default for LabOptions {
     }
 }
 pub use impair::{
-    DELAY_LINE_VARIABLE, delay_line_available, delays_in_user_space, netem_available,
+    DELAY_LINE_VARIABLE, DUPLICATE_HINT, delay_line_available, delays_in_user_space,
+    netem_available,
 };
 pub use preflight::check_privileges;
 pub use recording::{Recorded, Recording, port_capture_name};

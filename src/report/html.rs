@@ -180,6 +180,14 @@ fn lab_section(s: &mut String, lab: &LabReport) {
                 lines(&h.firewall)
             );
         }
+        if let Some(impair) = &h.impair {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>link impairments</td><td>{}</td></tr>",
+                esc(&h.name),
+                esc(impair)
+            );
+        }
     }
     if !lab.fabric_firewall.is_empty() {
         let _ = write!(
@@ -401,7 +409,7 @@ fn expectations_section(s: &mut String, report: &Report) {
 }
 
 fn ladders_section(s: &mut String, report: &Report) {
-    s.push_str("<section id=\"ladders\"><h2>Ladders</h2><p class=\"muted\">One per conversation: a column per capture point, time flowing down, an arrow per packet from where it was first seen to where it was last seen. A packet that went no further ends in \u{2715}, with the rule that stopped it when the rules were traced. Click an arrow to find the packet in its capture.</p>");
+    s.push_str("<section id=\"ladders\"><h2>Ladders</h2><p class=\"muted\">One per conversation: a column per capture point, time flowing down, an arrow per packet from where it was first seen to where it was last seen. A packet that a rule stopped ends in \u{2715}, with the rule, when the rules were traced; one that ends without \u{2715} was seen no further before the captures stopped (still held on a delayed link, say, or lost where no capture looks). Identical packets (a SYN and its retransmissions) are told apart by time, so a delay longer than the retransmission timer can pair them wrongly. Click an arrow to find the packet in its capture.</p>");
     if report.ladders.is_empty() {
         s.push_str("<p>No TCP, UDP or ICMP packet was captured.</p>");
     }

@@ -59,6 +59,10 @@ pub struct HostReport {
     pub egress: Option<Vec<String>>,
     /// Firewall rules on the host itself, in words.
     pub firewall: Vec<String>,
+    /// Its link's impairments as the topology sets them (`ingress delay 0.15 s`), if any;
+    /// steps may change them (each `impair` step says how).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impair: Option<String>,
 }
 
 fn allow(a: &Allow) -> String {
@@ -161,6 +165,8 @@ impl LabReport {
                     ingress: h.ingress.iter().map(allow).collect(),
                     egress: h.egress.as_ref().map(|e| e.iter().map(allow).collect()),
                     firewall: on(Placement::Host(i)),
+                    impair: (h.impair != crate::spec::Impairment::default())
+                        .then(|| h.impair.to_string()),
                 })
                 .collect(),
             fabric_firewall: on(Placement::Fabric),

@@ -359,7 +359,7 @@ impl Report {
         if !self.ladders.is_empty() {
             let _ = writeln!(
                 s,
-                "\n{bold}ladders{bold:#} (time flows down; X: stopped there)"
+                "\n{bold}ladders{bold:#} (time flows down; X: a rule stopped it there; an arrow cut short: seen no further before the captures stopped)"
             );
             for l in &self.ladders {
                 for line in l.text().lines() {

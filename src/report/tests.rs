@@ -251,6 +251,26 @@ fn the_page_is_self_contained_and_text_from_the_run_is_never_markup() {
     assert!(page.contains("href=\"client-1.pcap\""));
 }
 
+#[test]
+fn a_hosts_link_impairments_are_in_the_page_and_the_record() {
+    let mut report = report(true);
+    report.lab = lab();
+    report.lab.hosts[0].impair = Some("ingress delay 0.15 s <b>".into());
+    let page = report.html(&[], None);
+    assert!(
+        page.contains("<td>link impairments</td><td>ingress delay 0.15 s &lt;b&gt;</td>"),
+        "{page}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["lab"]["hosts"][0]["impair"],
+        "ingress delay 0.15 s <b>"
+    );
+    // A record written before the field existed still reads.
+    assert!(json["lab"]["hosts"][1].get("impair").is_none());
+    let _: Report = serde_json::from_value(json).unwrap();
+}
+
 /// `report.json` with `edit` applied to its JSON value.
 fn tampered(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, LoadError) {
     let dir = tempfile::tempdir().unwrap();

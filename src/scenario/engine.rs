@@ -30,6 +30,16 @@ pub enum ScenarioError {
     /// Writing the run's output (pcaps, report) failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The scenario asks for something this machine cannot do; nothing was built.
+    #[error("scenario {scenario}: {what}, which this machine cannot do: {why}")]
+    Unsupported {
+        /// The scenario's name.
+        scenario: String,
+        /// What it asks for, and where (`step 3 (impair server) duplicates packets`).
+        what: String,
+        /// Why not, and what to do.
+        why: &'static str,
+    },
 }
 
 /// Something that happened while a scenario ran, for a live view.
@@ -125,7 +135,18 @@ fn describe(step: &Step) -> String {
         Step::SecurityGroup { group, .. } => format!("change security group {group}"),
         Step::NetworkAcl { acl, .. } => format!("change network ACL {acl}"),
         Step::Firewall { rules } => format!("replace the firewall rules ({} rules)", rules.len()),
-        Step::Impair { host, .. } => format!("change the impairments of {host}'s link"),
+        Step::Impair { host, .. } => {
+            let now = step
+                .impairment()
+                .and_then(|(_, i)| i.resolve(&crate::spec::FieldPath::default()).ok());
+            match now {
+                Some(i) if i == crate::spec::Impairment::default() => {
+                    format!("remove the impairments of {host}'s link")
+                }
+                Some(i) => format!("impair {host}'s link: {i}"),
+                None => format!("change the impairments of {host}'s link"),
+            }
+        }
     }
 }
 
@@ -145,6 +166,16 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
         scenario: scenario.name.clone(),
         source: Box::new(source),
     };
+    // Refused before anything is built, as a step would fail midway.
+    if let Some(at) = scenario.duplicates_at()
+        && crate::lab::delays_in_user_space().map_err(lab_error)?
+    {
+        return Err(ScenarioError::Unsupported {
+            scenario: scenario.name.clone(),
+            what: format!("{at} duplicates packets"),
+            why: crate::lab::DUPLICATE_HINT,
+        });
+    }
     // Pcaps are created in the folder as it was opened: never through a symlink, never over a
     // file that was already there.
     let out = options.out_dir.as_deref().map(OutDir::open).transpose()?;
@@ -220,7 +251,10 @@ pub fn run(scenario: &Scenario, options: RunOptions) -> Result<Run, ScenarioErro
     // Like a capture's drops, a packet the delay line lost leaves the evidence incomplete.
     if let Some(line) = lab.delay_line() {
         let (held, detail) = match line {
-            Ok(()) => (true, "every packet held was sent on".to_string()),
+            Ok(()) => (
+                true,
+                "no packet refused by the kernel or dropped from a full queue (packets still held when the run ended go with the lab)".to_string(),
+            ),
             Err(e) => (false, format!("it failed: {e}")),
         };
         let mut check = Check::failed(

@@ -153,6 +153,23 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// Where the scenario duplicates packets (a host's `impair` in the topology, or a step),
+    /// if it does: only netem can, so a kernel without it refuses the scenario before its lab
+    /// is built.
+    pub fn duplicates_at(&self) -> Option<String> {
+        let duplicates = |i: &crate::spec::Impairment| {
+            i.egress.netem.duplicate > 0.0 || i.ingress.netem.duplicate > 0.0
+        };
+        if let Some(h) = self.resolved.hosts.iter().find(|h| duplicates(&h.impair)) {
+            return Some(format!("host {}'s impair", h.name));
+        }
+        self.steps.iter().enumerate().find_map(|(i, s)| {
+            let (host, impair) = s.impairment()?;
+            let resolved = impair.resolve(&FieldPath::default()).ok()?;
+            duplicates(&resolved).then(|| format!("step {} (impair {host})", i + 1))
+        })
+    }
+
     /// Whether its links need netem (a delay, jitter, duplicate, reorder, corrupt or rate,
     /// in the topology or a step): see [`crate::lab::netem_available`]. Where the kernel has
     /// none, tcplab's delay line in user space does all but duplicate (see
@@ -988,7 +1005,6 @@ fn rule_name(raw: &ScenarioFile, topology: &Topology, by: &str) -> Result<RuleNa
     }
     Ok(name)
 }
-
 
 /// Where a `[[step]]` or `[[expect]]` that does not read is, and why. serde reads a table
 /// tagged by `action` or `kind` whole before it looks inside, so toml's own error points at

@@ -51,14 +51,23 @@ fn a_mistake_in_a_later_step_or_expectation_points_at_it() {
                  [[step]]\naction = \"impair\"\nhost = \"server\"\n";
     // Lines: 3-7 the first step, 9 the second's header, 12 its mistake.
     let e = error_of(&format!("{HEAD}{steps}egress = {{ dealy = 0.1 }}\n"));
-    assert!(e.starts_with("s.toml:12:12: step[1]: unknown field `dealy`"), "{e}");
+    assert!(
+        e.starts_with("s.toml:12:12: step[1]: unknown field `dealy`"),
+        "{e}"
+    );
     let e = error_of(&format!("{HEAD}{steps}egress = {{ delay = \"100ms\" }}\n"));
-    assert!(e.starts_with("s.toml:9:1: step[1]: invalid type: string"), "{e}");
+    assert!(
+        e.starts_with("s.toml:9:1: step[1]: invalid type: string"),
+        "{e}"
+    );
     let e = error_of(&format!(
         "{HEAD}{steps}\n[[expect]]\nkind = \"class\"\nprogram = \"c\"\nclass = \"ok\"\n\n\
          [[expect]]\nkind = \"class\"\nprogram = \"c\"\nclas = \"ok\"\n"
     ));
-    assert!(e.starts_with("s.toml:21:1: expect[1]: unknown field `clas`"), "{e}");
+    assert!(
+        e.starts_with("s.toml:21:1: expect[1]: unknown field `clas`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -446,6 +446,46 @@ impl fmt::Display for Netem {
     }
 }
 
+impl fmt::Display for LinkImpairment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.netem.is_none() {
+            parts.push(self.netem.to_string());
+        }
+        if self.loss > 0.0 {
+            parts.push(format!("loss {}%", self.loss));
+        }
+        if let Some(d) = self.drop {
+            parts.push(d.to_string());
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// `egress: delay 0.1 s; ingress: loss 2%`, or `none`.
+impl fmt::Display for Impairment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let none = LinkImpairment::default();
+        let parts: Vec<String> = [
+            (LinkDirection::Egress, &self.egress),
+            (LinkDirection::Ingress, &self.ingress),
+        ]
+        .into_iter()
+        .filter(|(_, l)| **l != none)
+        .map(|(d, l)| format!("{d} {l}"))
+        .collect();
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
