@@ -322,7 +322,11 @@ impl LinkImpair {
         if !jitter.is_zero() && jitter > delay {
             return Err(invalid(
                 path.key("jitter"),
-                "jitter varies the delay up and down: give a `delay` at least as large",
+                format!(
+                    "jitter {} s is more than the delay {} s: jitter varies the delay up and down, so give a `delay` at least as large",
+                    crate::units::fmt_secs(jitter.as_secs_f64()),
+                    crate::units::fmt_secs(delay.as_secs_f64())
+                ),
             ));
         }
         let reorder = percent("reorder", self.reorder)?;
@@ -410,7 +414,10 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     let value: f64 = number.parse().map_err(|_| bad())?;
     let bits = value * scale;
     if !bits.is_finite() || bits < MIN_RATE as f64 || bits > MAX_RATE as f64 {
-        return Err(bad());
+        return Err(format!(
+            "`{}` is out of range: give a rate from {MIN_RATE}bit to 32gbit",
+            crate::escape::text(text)
+        ));
     }
     Ok(bits.round() as u64)
 }
@@ -507,6 +514,9 @@ mod tests {
         ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
+        assert!(parse_rate("33gbit").unwrap_err().contains("out of range"));
+        assert!(parse_rate("0mbit").unwrap_err().contains("out of range"));
+        assert!(parse_rate("fast").unwrap_err().contains("is not a rate"));
     }
 
     #[test]
@@ -597,7 +607,7 @@ mod tests {
                     ..LinkImpair::default()
                 },
                 "jitter",
-                "at least as large",
+                "jitter 0.2 s is more than the delay 0.1 s",
             ),
             (
                 LinkImpair {

@@ -465,7 +465,7 @@ fn impairments_out_of_bounds_point_at_their_place() {
             "at least as large",
         ),
         ("{ rate = \"fast\" }", "\"fast", "rate", "is not a rate"),
-        ("{ rate = \"99gbit\" }", "\"99", "rate", "is not a rate"),
+        ("{ rate = \"99gbit\" }", "\"99", "rate", "is out of range"),
         (
             "{ drop = { first = 0 } }",
             "0",
