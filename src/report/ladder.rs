@@ -183,12 +183,25 @@ pub fn label(kind: &Kind) -> String {
 /// What stopped a packet, and where the rule sits.
 pub(crate) type Stops = HashMap<(usize, usize), (String, String)>;
 
+/// How packets that hold the same (a SYN and its retransmissions) are paired along their way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pairing {
+    /// The rules were traced, so every packet a rule stopped is known: a link sends in order,
+    /// so a packet continues the earliest one of its kind still on its way (a SYN held by a
+    /// delayed link longer than the retransmission timer is not its retransmission).
+    InOrder,
+    /// Nothing says which packets were stopped: a packet continues the latest one of its kind
+    /// seen before it (a SYN lost on the way is not the retransmission the server saw).
+    Latest,
+}
+
 /// The ladders of a run's `traces`: `stops` maps (capture, packet) to what stopped the packet.
 pub(crate) fn ladders(
     traces: &[Trace],
     origin: Duration,
     lab: &LabReport,
     stops: &Stops,
+    pairing: Pairing,
 ) -> Vec<Ladder> {
     // Every packet of each conversation, by capture, in capture order.
     let mut order: Vec<Conversation> = Vec::new();
@@ -211,7 +224,7 @@ pub(crate) fn ladders(
     order.sort_by_key(|c| first_at[c]);
     order
         .iter()
-        .map(|conv| ladder(conv, &members[conv], traces, origin, lab, stops))
+        .map(|conv| ladder(conv, &members[conv], traces, origin, lab, stops, pairing))
         .collect()
 }
 
@@ -222,6 +235,7 @@ fn ladder(
     origin: Duration,
     lab: &LabReport,
     stops: &Stops,
+    pairing: Pairing,
 ) -> Ladder {
     let kind = |(c, i): (usize, usize)| &traces[c].packets[i].kind;
     // The client opened it (its first SYN), else sent its first packet.
@@ -298,9 +312,9 @@ fn ladder(
     }
     columns.sort();
     // The same packet on each capture: what it holds, seen along its way. Packets that hold
-    // the same (a SYN and its retransmissions) are told apart by time: a packet at one capture
-    // point continues the latest one of its kind seen before it, earlier on its way, that no
-    // rule stopped (a dropped SYN is not the retransmission the server saw).
+    // the same (a SYN and its retransmissions) are told apart by time (see `Pairing`): a
+    // packet at one capture point continues one of its kind seen before it, earlier on its
+    // way, that no rule stopped.
     let rightward_of = |kind: &Kind| {
         sender(kind)
             .is_some_and(|s| s.ip() == client.ip() && (s.port() == 0 || s.port() == client.port()))
@@ -330,8 +344,12 @@ fn ladder(
                     )
                 })
                 .collect();
-            // Latest first, so that each takes the latest arrow still open before it.
-            here.sort_by(|a, b| b.0.total_cmp(&a.0));
+            // Latest first, so that each takes the latest arrow still open before it; or
+            // earliest first, each taking the earliest.
+            match pairing {
+                Pairing::Latest => here.sort_by(|a, b| b.0.total_cmp(&a.0)),
+                Pairing::InOrder => here.sort_by(|a, b| a.0.total_cmp(&b.0)),
+            }
             // What this column's packets may continue; an arrow continued here is taken out.
             let mut avail = open.clone();
             let mut used: std::collections::HashSet<usize> = std::collections::HashSet::new();
@@ -346,14 +364,23 @@ fn ladder(
                 let retransmission = traces[c].marks(i).contains(&"[TCP Retransmission]");
                 let (stopped, stopped_in) = stops.get(&(c, i)).cloned().unzip();
                 let candidates = avail.entry(info.clone()).or_default();
-                // Seen later on its way than before it, give or take the clocks' grain.
-                while candidates
-                    .last()
-                    .is_some_and(|&(t, _)| t > at_s + SAME_PACKET)
-                {
-                    candidates.pop();
-                }
-                let a = match candidates.pop() {
+                // Never one seen later on its way than here, give or take the clocks' grain.
+                let taken = match pairing {
+                    Pairing::Latest => {
+                        while candidates
+                            .last()
+                            .is_some_and(|&(t, _)| t > at_s + SAME_PACKET)
+                        {
+                            candidates.pop();
+                        }
+                        candidates.pop()
+                    }
+                    Pairing::InOrder => candidates
+                        .first()
+                        .is_some_and(|&(t, _)| t <= at_s + SAME_PACKET)
+                        .then(|| candidates.remove(0)),
+                };
+                let a = match taken {
                     Some((_, a)) => {
                         used.insert(a);
                         let arrow = &mut arrows[a];

@@ -178,7 +178,12 @@ impl Report {
                     .map(|&s| (s, (p.verdict.clone(), p.place.clone())))
             })
             .collect();
-        let ladders = ladder::ladders(&run.traces, run.origin, &lab, &stops);
+        let pairing = if run.attribution.traced {
+            ladder::Pairing::InOrder
+        } else {
+            ladder::Pairing::Latest
+        };
+        let ladders = ladder::ladders(&run.traces, run.origin, &lab, &stops, pairing);
         Report {
             format: FORMAT,
             lab,
@@ -263,7 +268,13 @@ impl Report {
                 .collect(),
             programs: Vec::new(),
             rules: RulesReport::default(),
-            ladders: ladder::ladders(traces, origin, &lab, &HashMap::new()),
+            ladders: ladder::ladders(
+                traces,
+                origin,
+                &lab,
+                &HashMap::new(),
+                ladder::Pairing::Latest,
+            ),
             lab,
             origin_unix_ns: u64::try_from(origin.as_nanos()).unwrap_or(u64::MAX),
         }

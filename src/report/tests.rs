@@ -111,7 +111,7 @@ fn report_in(dir: &Path) -> (Report, Vec<Trace>) {
     let stops: ladder::Stops = (0..3)
         .map(|i| ((1, i), (STOP.to_string(), "fabric".to_string())))
         .collect();
-    let ladders = ladder::ladders(&traces, ORIGIN, &lab, &stops);
+    let ladders = ladder::ladders(&traces, ORIGIN, &lab, &stops, ladder::Pairing::InOrder);
     let report = Report {
         format: FORMAT,
         scenario: "story <script>alert(1)</script>".into(),
@@ -503,7 +503,7 @@ fn a_retransmission_lines_up_with_what_the_server_saw_not_with_the_dropped_first
     let stops: ladder::Stops = [((0, 0), ("dropped".to_string(), "fabric".to_string()))]
         .into_iter()
         .collect();
-    let l = &ladder::ladders(&traces, ORIGIN, &lab(), &stops)[0];
+    let l = &ladder::ladders(&traces, ORIGIN, &lab(), &stops, ladder::Pairing::InOrder)[0];
     let hops: Vec<Vec<(usize, usize)>> = l
         .arrows
         .iter()
@@ -512,4 +512,62 @@ fn a_retransmission_lines_up_with_what_the_server_saw_not_with_the_dropped_first
     assert_eq!(hops, [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
     assert_eq!(l.arrows[0].stopped.as_deref(), Some("dropped"));
     assert!(l.arrows[1].stopped.is_none() && l.arrows[1].retransmission);
+
+    // Untraced, nothing says the first was stopped: the latest before the server's is taken.
+    let l = &ladder::ladders(
+        &traces,
+        ORIGIN,
+        &lab(),
+        &Default::default(),
+        ladder::Pairing::Latest,
+    )[0];
+    let hops: Vec<Vec<(usize, usize)>> = l
+        .arrows
+        .iter()
+        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
+        .collect();
+    assert_eq!(hops, [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
+}
+
+#[test]
+fn a_packet_held_longer_than_the_retransmission_timer_lines_up_with_the_first_sent() {
+    let at = |ms: u64| ORIGIN + Duration::from_millis(ms);
+    let frame = |ms, direction| Frame {
+        at: at(ms),
+        direction,
+        original_len: 74,
+        data: syn(7),
+    };
+    // Two SYNs sent 1 s apart; the link holds each for 1.5 s, and the run ends before the
+    // second arrives.
+    let traces: Vec<Trace> = [
+        Captured {
+            host: "client-1".into(),
+            interface: "eth0".into(),
+            frames: vec![frame(10, Direction::Out), frame(1010, Direction::Out)],
+            drops: 0,
+        },
+        Captured {
+            host: "server".into(),
+            interface: "eth0".into(),
+            frames: vec![frame(1510, Direction::In)],
+            drops: 0,
+        },
+    ]
+    .iter()
+    .map(Trace::new)
+    .collect();
+    let l = &ladder::ladders(
+        &traces,
+        ORIGIN,
+        &lab(),
+        &Default::default(),
+        ladder::Pairing::InOrder,
+    )[0];
+    let hops: Vec<Vec<(usize, usize)>> = l
+        .arrows
+        .iter()
+        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
+        .collect();
+    assert_eq!(hops, [vec![(0, 0), (1, 0)], vec![(0, 1)]]);
 }
