@@ -125,7 +125,7 @@ pub enum Origin {
         host: String,
         /// Which way: what the host sends (egress) or receives (ingress).
         direction: crate::spec::LinkDirection,
-        /// What it does, e.g. `drop the first 1 tcp SYN packet`.
+        /// What it does, e.g. `drop the first tcp SYN packet`.
         what: String,
     },
     /// An address of a subnet that no instance holds (or the VPC router's own): AWS drops

@@ -194,12 +194,11 @@ pub struct ResolvedDrop {
 
 impl fmt::Display for ResolvedDrop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = if self.first == 1 { "" } else { "s" };
-        write!(
-            f,
-            "drop the first {} {} packet{s}",
-            self.first, self.matching
-        )?;
+        if self.first == 1 {
+            write!(f, "drop the first {} packet", self.matching)?;
+        } else {
+            write!(f, "drop the first {} {} packets", self.first, self.matching)?;
+        }
         if let Some(p) = self.port {
             write!(f, " to port {p}")?;
         }
