@@ -22,6 +22,21 @@ fn one_error_line(o: &Outcome) -> String {
 }
 
 #[test]
+fn up_of_a_scenario_file_points_to_run() {
+    if !privileged() {
+        return;
+    }
+    let scenario = fixture("scenarios/allowed.toml");
+    let o = tcplab(&["up", scenario.to_str().unwrap(), "--name", "not-a-topology"]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.transcript());
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("this looks like a scenario: `tcplab run "),
+        "{line}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         &["run"][..],

@@ -426,18 +426,27 @@ impl Report {
         let _ = if self.passed {
             writeln!(
                 s,
-                "\n{green}{held} of {total} expectations held{green:#} in {:.1} s",
-                self.wall_time_s
+                "\n{green}{held} of {total} expectations held{green:#} in {}",
+                wall(self.wall_time_s)
             )
         } else {
             writeln!(
                 s,
-                "\n{red}{} of {total} expectations failed{red:#} in {:.1} s",
+                "\n{red}{} of {total} expectations failed{red:#} in {}",
                 total - held,
-                self.wall_time_s
+                wall(self.wall_time_s)
             )
         };
         s
+    }
+}
+
+/// A run's length as people read it: `3.5 s`, or `40 ms` under a tenth of a second.
+fn wall(seconds: f64) -> String {
+    if seconds < 0.1 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.1} s")
     }
 }
 

@@ -52,8 +52,21 @@ fn up_locked(state: &StateDir, topology: &Path, name: &str) -> Result<u8, CliErr
             )));
         }
     }
-    let (_, resolved) =
-        Topology::from_file(topology).map_err(|e| CliError::setup(e.to_string()))?;
+    let (_, resolved) = Topology::from_file(topology).map_err(|e| {
+        let line = e.to_string();
+        // A scenario file names its topology, steps and expectations: `run` is its command.
+        if line.contains("unknown field `description`")
+            || line.contains("unknown field `step`")
+            || line.contains("unknown field `expect`")
+        {
+            CliError::setup(format!(
+                "{line} (this looks like a scenario: `tcplab run {}` runs it; `tcplab up` takes a topology)",
+                topology.display()
+            ))
+        } else {
+            CliError::setup(line)
+        }
+    })?;
     if let Some(netns) = NetnsDir::open()? {
         let clash: Vec<String> = [format!("{name}-fabric"), format!("{name}-router")]
             .into_iter()
