@@ -17,7 +17,7 @@ use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Log, Page, Runtime};
 use headless_chrome::{Browser, LaunchOptions};
 use tcplab::report::Report;
-use tcplab::scenario::{RunOptions, Scenario, run};
+use tcplab::scenario::{Scenario, run};
 use tcplab::trace::Kind;
 
 /// The browser, or `None` (said) when it is missing outside CI.
@@ -137,18 +137,7 @@ fn run_scenario(name: &str, dir: &Path) -> (Report, Vec<tcplab::Trace>) {
         .join("fixtures/scenarios")
         .join(format!("{name}.toml"));
     let scenario = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcp-server"))
-        .parent()
-        .map(Path::to_path_buf);
-    let result = run(
-        &scenario,
-        RunOptions {
-            out_dir: Some(dir.to_path_buf()),
-            bin_dir,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let result = run(&scenario, common::run_options(Some(dir))).unwrap_or_else(|e| panic!("{e}"));
     let report = Report::new(&scenario, &result);
     assert!(report.passed, "{}", report.text());
     report.save(&result.traces, dir, None).unwrap();

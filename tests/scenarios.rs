@@ -16,18 +16,8 @@ fn scenario(#[files("fixtures/scenarios/*.toml")] path: PathBuf) {
         return;
     }
     let artifacts = Artifacts::new(&scenario.name);
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcp-server"))
-        .parent()
-        .map(Path::to_path_buf);
-    let result = run(
-        &scenario,
-        RunOptions {
-            out_dir: Some(artifacts.path().to_path_buf()),
-            bin_dir,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let result = run(&scenario, common::run_options(Some(artifacts.path())))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         result.verdict.passed(),
         "{}: {}\n{}",
@@ -63,18 +53,8 @@ program = "server"
 line = "Listening on"
 "#;
     let scenario = Scenario::from_toml(text, "inline.toml", None, "inline").unwrap();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tcp-server"))
-        .parent()
-        .map(Path::to_path_buf);
     let started = std::time::Instant::now();
-    let result = run(
-        &scenario,
-        RunOptions {
-            bin_dir,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let result = run(&scenario, common::run_options(None)).unwrap();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "the time limit holds"

@@ -118,7 +118,7 @@ fn arp_request() -> Vec<u8> {
 }
 
 /// A capture of `host`, a frame a second.
-fn capture(host: &str, frames: Vec<Vec<u8>>, drops: u64) -> Trace {
+pub(super) fn capture(host: &str, frames: Vec<Vec<u8>>, drops: u64) -> Trace {
     Trace::new(&Captured {
         host: host.into(),
         interface: "eth0".into(),

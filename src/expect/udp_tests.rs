@@ -6,7 +6,6 @@ use etherparse::PacketBuilder;
 use etherparse::icmpv4::DestUnreachableHeader;
 
 use super::*;
-use crate::capture::{Captured, Direction, Frame};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 208];
 const SERVER: [u8; 4] = [10, 0, 0, 58];
@@ -80,22 +79,9 @@ fn icmp_about_datagram(from: [u8; 4], code: DestUnreachableHeader) -> Vec<u8> {
     out
 }
 
+/// A capture of `host` with no drop, a frame a second.
 fn capture(host: &str, frames: Vec<Vec<u8>>) -> Trace {
-    Trace::new(&Captured {
-        host: host.into(),
-        interface: "eth0".into(),
-        frames: frames
-            .into_iter()
-            .enumerate()
-            .map(|(i, data)| Frame {
-                at: Duration::from_secs(10 + i as u64),
-                direction: Direction::Out,
-                original_len: data.len(),
-                data,
-            })
-            .collect(),
-        drops: 0,
-    })
+    super::failure_tests::capture(host, frames, 0)
 }
 
 fn verdict(e: Expectation, traces: &[Trace]) -> Verdict {

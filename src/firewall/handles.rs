@@ -39,13 +39,8 @@ pub fn dump(family: Family, name: &str) -> std::io::Result<Vec<Loaded>> {
             match msg.message_type() {
                 NLMSG_DONE => return Ok(rules),
                 NLMSG_ERROR => {
-                    let code = msg
-                        .payload()
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(0);
-                    if code != 0 {
-                        return Err(std::io::Error::from_raw_os_error(-code));
+                    if let Some(code) = crate::nfnetlink::error_code(&msg).filter(|c| *c != 0) {
+                        return Err(std::io::Error::from_raw_os_error(code));
                     }
                 }
                 _ => {
@@ -85,25 +80,15 @@ fn align(len: usize) -> usize {
 }
 
 fn request(family: Family, table: &str, seq: u32) -> Vec<u8> {
-    let mut attr = table.as_bytes().to_vec();
-    attr.push(0);
-    let attr_len = 4 + attr.len();
-    let len = 16 + 4 + align(attr_len);
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    let kind = ((libc::NFNL_SUBSYS_NFTABLES as u16) << 8) | NFT_MSG_GETRULE;
-    m.extend_from_slice(&kind.to_ne_bytes());
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    // struct nfgenmsg: family, version, resource id (big endian).
-    m.extend_from_slice(&[nfproto(family), libc::NFNETLINK_V0 as u8, 0, 0]);
-    m.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    m.extend_from_slice(&NFTA_RULE_TABLE.to_ne_bytes());
-    m.extend_from_slice(&attr);
-    m.resize(len, 0);
-    m
+    let mut name = table.as_bytes().to_vec();
+    name.push(0);
+    crate::nfnetlink::request(
+        (libc::NFNL_SUBSYS_NFTABLES as u16, NFT_MSG_GETRULE),
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        seq,
+        (nfproto(family), 0),
+        &[(NFTA_RULE_TABLE, &name)],
+    )
 }
 
 pub(crate) fn nfproto(family: Family) -> u8 {

@@ -13,7 +13,8 @@
 //! past conntrack, never does. The firewall rules of the fabric and of the host meet the packet
 //! after its wait instead of before; what they decide is the same.
 //!
-//! Delay, jitter, reorder, corrupt and rate follow netem's laws; duplicate cannot be done this
+//! Delay, jitter, reorder, corrupt and rate follow netem's laws (a corrupted bit falls past
+//! the IP header, which the fabric still checks after the hold); duplicate cannot be done this
 //! way (a queued packet is given back once), so it stays netem's. ARP is not held (netem would
 //! hold it), nor what a host forwards (an instance route's target) on its way out. Offloaded
 //! packets are held whole, as netem holds them, unless the link corrupts: then the kernel
@@ -148,23 +149,8 @@ fn offload_flags(whole: bool) -> [(u16, &'static [u8]); 2] {
 
 /// A netfilter message to queue `queue`: netlink header, `struct nfgenmsg`, attributes.
 fn message(kind: u16, flags: u16, queue: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&0u32.to_ne_bytes()); // length, set below
-    out.extend_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes()); // sequence
-    out.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-    out.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]); // family, NFNETLINK_V0
-    out.extend_from_slice(&queue.to_be_bytes());
-    for (kind, value) in attrs {
-        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        out.resize(out.len().next_multiple_of(4), 0);
-    }
-    let len = out.len() as u32;
-    out[..4].copy_from_slice(&len.to_ne_bytes());
-    out
+    let family = libc::AF_UNSPEC as u8;
+    crate::nfnetlink::request((NFNL_SUBSYS_QUEUE, kind), flags, 0, (family, queue), attrs)
 }
 
 /// Sends configuration attributes and waits for the kernel's answer (the socket still
@@ -182,15 +168,11 @@ fn configure(socket: &Socket, queue: u16, attrs: &[(u16, &[u8])]) -> std::io::Re
             let Ok(msg) = NetlinkBuffer::new_checked(&buf[at..n]) else {
                 break;
             };
-            if msg.message_type() == libc::NLMSG_ERROR as u16 {
-                let code = msg
-                    .payload()
-                    .get(..4)
-                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if let Some(code) = crate::nfnetlink::error_code(&msg) {
                 return if code == 0 {
                     Ok(())
                 } else {
-                    Err(std::io::Error::from_raw_os_error(-code))
+                    Err(std::io::Error::from_raw_os_error(code))
                 };
             }
             at += (msg.length() as usize).next_multiple_of(4).max(16);
@@ -498,9 +480,14 @@ fn hold(netem: &Netem, link: &mut Served, packet: &Packet) -> (Instant, Option<V
         && netem.corrupt > 0.0
         && fastrand::f64() * 100.0 < netem.corrupt)
         .then(|| {
+            // Past the IP header: the packet still crosses the fabric, whose bridge and
+            // conntrack check that header (netem flips past them, anywhere), and the receiver
+            // finds its transport checksum wrong, as after a bad link.
             let mut copy = packet.payload.to_vec();
-            if !copy.is_empty() {
-                let at = fastrand::usize(..copy.len());
+            let header = usize::from(copy.first().map_or(0, |b| b & 0x0f)) * 4;
+            let from = if header < copy.len() { header } else { 0 };
+            if from < copy.len() {
+                let at = fastrand::usize(from..copy.len());
                 copy[at] ^= 1 << fastrand::u8(..8);
             }
             copy
@@ -539,13 +526,9 @@ fn messages(datagram: &[u8]) -> Vec<Message<'_>> {
             break;
         };
         let len = msg.length() as usize;
-        if msg.message_type() == libc::NLMSG_ERROR as u16 {
-            let code = msg
-                .payload()
-                .get(..4)
-                .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            if code < 0 {
-                out.push(Message::Error(-code));
+        if let Some(code) = crate::nfnetlink::error_code(&msg) {
+            if code > 0 {
+                out.push(Message::Error(code));
             }
         } else if msg.message_type() == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
             // After `struct nfgenmsg`, attributes.
@@ -759,6 +742,15 @@ mod tests {
         let copy = hold(&netem, &mut link, &packet(&original)).1.unwrap();
         let flipped: u32 = copy.iter().map(|b| b.count_ones()).sum();
         assert_eq!(flipped, 1);
+        // Never in the IP header (here 20 bytes: IHL 5).
+        let mut ip = [0u8; 28];
+        ip[0] = 0x45;
+        for _ in 0..200 {
+            let copy = hold(&netem, &mut link, &packet(&ip)).1.unwrap();
+            assert_eq!(copy[..20], ip[..20]);
+            let flipped: u32 = copy[20..].iter().map(|b| b.count_ones()).sum();
+            assert_eq!(flipped, 1);
+        }
         // Cut, offloaded or with its checksum to do: given back as it is.
         let partial = Packet {
             whole: false,

@@ -40,6 +40,7 @@ use crate::firewall::{
 };
 use crate::netns::Namespace;
 use crate::netns::WorkerState;
+use crate::nfnetlink::push_attr;
 use crate::spec::{DropMatch, Impair, Impairment, LinkDirection, Netem, Protocol, ResolvedDrop};
 use crate::spec::{Placement, Resolved};
 
@@ -61,15 +62,6 @@ const TCA_NETEM_JITTER64: u16 = 11;
 /// A percentage as netem's probabilities: a fraction of 2^32 - 1.
 fn probability(percent: f64) -> u32 {
     (percent.clamp(0.0, 100.0) / 100.0 * f64::from(u32::MAX)).round() as u32
-}
-
-fn push_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    // Attributes are aligned to 4 bytes.
-    out.resize(out.len().next_multiple_of(4), 0);
 }
 
 /// The value of netem's `TCA_OPTIONS`: a `struct tc_netem_qopt`, then attributes (netem's

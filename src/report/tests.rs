@@ -473,101 +473,70 @@ proptest::proptest! {
     }
 }
 
-#[test]
-fn a_retransmission_lines_up_with_what_the_server_saw_not_with_the_dropped_first() {
-    let at = |ms: u64| ORIGIN + Duration::from_millis(ms);
-    let frame = |ms, direction| Frame {
-        at: at(ms),
-        direction,
-        original_len: 74,
-        data: syn(7),
+/// The same SYN sent by client-1 at each of `sent` (ms) and seen by the server at `seen`.
+fn syns(sent: &[u64], seen: &[u64]) -> Vec<Trace> {
+    let frames = |times: &[u64], direction| {
+        times
+            .iter()
+            .map(|&ms| Frame {
+                at: ORIGIN + Duration::from_millis(ms),
+                direction,
+                original_len: 74,
+                data: syn(7),
+            })
+            .collect()
     };
-    let traces: Vec<Trace> = [
+    [
         Captured {
             host: "client-1".into(),
             interface: "eth0".into(),
-            frames: vec![frame(10, Direction::Out), frame(1010, Direction::Out)],
+            frames: frames(sent, Direction::Out),
             drops: 0,
         },
         Captured {
             host: "server".into(),
             interface: "eth0".into(),
-            frames: vec![frame(1010, Direction::In)],
+            frames: frames(seen, Direction::In),
             drops: 0,
         },
     ]
     .iter()
     .map(Trace::new)
-    .collect();
+    .collect()
+}
+
+/// Each arrow of a ladder as the (capture, packet) it was seen at.
+fn hops(l: &ladder::Ladder) -> Vec<Vec<(usize, usize)>> {
+    l.arrows
+        .iter()
+        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
+        .collect()
+}
+
+#[test]
+fn a_retransmission_lines_up_with_what_the_server_saw_not_with_the_dropped_first() {
+    let traces = syns(&[10, 1010], &[1010]);
     // The first SYN was dropped on its way (an impairment, say): the server saw the second.
     let stops: ladder::Stops = [((0, 0), ("dropped".to_string(), "fabric".to_string()))]
         .into_iter()
         .collect();
     let l = &ladder::ladders(&traces, ORIGIN, &lab(), &stops, ladder::Pairing::InOrder)[0];
-    let hops: Vec<Vec<(usize, usize)>> = l
-        .arrows
-        .iter()
-        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
-        .collect();
-    assert_eq!(hops, [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
+    assert_eq!(hops(l), [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
     assert_eq!(l.arrows[0].stopped.as_deref(), Some("dropped"));
     assert!(l.arrows[1].stopped.is_none() && l.arrows[1].retransmission);
 
     // Untraced, nothing says the first was stopped: the latest before the server's is taken.
-    let l = &ladder::ladders(
-        &traces,
-        ORIGIN,
-        &lab(),
-        &Default::default(),
-        ladder::Pairing::Latest,
-    )[0];
-    let hops: Vec<Vec<(usize, usize)>> = l
-        .arrows
-        .iter()
-        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
-        .collect();
-    assert_eq!(hops, [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
+    let untraced = Default::default();
+    let l = &ladder::ladders(&traces, ORIGIN, &lab(), &untraced, ladder::Pairing::Latest)[0];
+    assert_eq!(hops(l), [vec![(0, 0)], vec![(0, 1), (1, 0)]]);
 }
 
 #[test]
 fn a_packet_held_longer_than_the_retransmission_timer_lines_up_with_the_first_sent() {
-    let at = |ms: u64| ORIGIN + Duration::from_millis(ms);
-    let frame = |ms, direction| Frame {
-        at: at(ms),
-        direction,
-        original_len: 74,
-        data: syn(7),
-    };
     // Two SYNs sent 1 s apart; the link holds each for 1.5 s, and the run ends before the
     // second arrives.
-    let traces: Vec<Trace> = [
-        Captured {
-            host: "client-1".into(),
-            interface: "eth0".into(),
-            frames: vec![frame(10, Direction::Out), frame(1010, Direction::Out)],
-            drops: 0,
-        },
-        Captured {
-            host: "server".into(),
-            interface: "eth0".into(),
-            frames: vec![frame(1510, Direction::In)],
-            drops: 0,
-        },
-    ]
-    .iter()
-    .map(Trace::new)
-    .collect();
-    let l = &ladder::ladders(
-        &traces,
-        ORIGIN,
-        &lab(),
-        &Default::default(),
-        ladder::Pairing::InOrder,
-    )[0];
-    let hops: Vec<Vec<(usize, usize)>> = l
-        .arrows
-        .iter()
-        .map(|a| a.seen.iter().map(|h| (h.capture, h.packet)).collect())
-        .collect();
-    assert_eq!(hops, [vec![(0, 0), (1, 0)], vec![(0, 1)]]);
+    let traces = syns(&[10, 1010], &[1510]);
+    let untraced = Default::default();
+    let l = &ladder::ladders(&traces, ORIGIN, &lab(), &untraced, ladder::Pairing::InOrder)[0];
+    assert_eq!(hops(l), [vec![(0, 0), (1, 0)], vec![(0, 1)]]);
 }

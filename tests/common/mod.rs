@@ -86,6 +86,17 @@ pub fn start_server(lab: &Lab, host: &str, port: u16) -> tcplab::proc::Proc {
     p
 }
 
+/// Run options that find tcplab's apps where cargo built them, writing to `out_dir` if given.
+pub fn run_options(out_dir: Option<&std::path::Path>) -> tcplab::scenario::RunOptions {
+    tcplab::scenario::RunOptions {
+        out_dir: out_dir.map(std::path::Path::to_path_buf),
+        bin_dir: std::path::Path::new(env!("CARGO_BIN_EXE_tcp-server"))
+            .parent()
+            .map(std::path::Path::to_path_buf),
+        ..tcplab::scenario::RunOptions::default()
+    }
+}
+
 pub fn ping(target: &str) -> Command {
     let mut cmd = Command::new("ping");
     cmd.args(["-c", "1", "-W", "2", target]);
